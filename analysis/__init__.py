@@ -1,0 +1,1 @@
+"""Aggregation, statistics, plots and regression checks over run folders (filled by the pipeline issue)."""

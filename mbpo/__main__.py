@@ -1,0 +1,5 @@
+import sys
+
+from mbpo.cli import main
+
+sys.exit(main())

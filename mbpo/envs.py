@@ -1,0 +1,40 @@
+"""Environment creation and checks, with errors a user can act on."""
+
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+import numpy as np
+
+
+class EnvError(ValueError):
+    """The environment id or its spaces cannot be used."""
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise EnvError for an id gymnasium does not know, suggesting close matches."""
+    if env_id in gym.envs.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise EnvError(f"unknown environment {env_id!r}{hint}")
+
+
+def make_env(env_id: str) -> gym.Env:
+    """Make a continuous-control env: flat Box observations and Box actions."""
+    check_env_id(env_id)
+    try:
+        env = gym.make(env_id)
+    except gym.error.DependencyNotInstalled as exc:
+        raise EnvError(f"environment {env_id!r} needs an extra dependency: {exc}") from None
+    if not isinstance(env.action_space, gym.spaces.Box):
+        env.close()
+        raise EnvError(f"environment {env_id!r} has a {type(env.action_space).__name__} action space; SAC and MBPO need a continuous (Box) one")
+    if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
+        env.close()
+        raise EnvError(f"environment {env_id!r} needs a flat Box observation space, got {env.observation_space}")
+    if not (np.isfinite(env.action_space.low).all() and np.isfinite(env.action_space.high).all()):
+        env.close()
+        raise EnvError(f"environment {env_id!r} has an unbounded action space; a squashed policy needs finite bounds")
+    return env

@@ -1,0 +1,45 @@
+"""Progress output: a bar on a terminal, plain periodic lines otherwise (logs, Snakemake, CI)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+
+class Progress:
+    def __init__(self, total: int, label: str, interval: int, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
+        self.total, self.label, self.interval, self.stream, self.quiet = total, label, interval, stream, quiet
+        self.start = time.perf_counter()
+        self.info: dict[str, Any] = {}
+        self.bar = None
+        self._printed = -1
+        if not quiet and stream.isatty():
+            self.bar = tqdm(total=total, desc=label, unit="step", file=stream, dynamic_ncols=True, mininterval=0.5)
+
+    def update(self, step: int, **info: Any) -> None:
+        """Report that `step` env steps are done; `info` (e.g. the last eval return) is shown."""
+        if info:
+            self.info.update(info)
+            if self.bar is not None:
+                self.bar.set_postfix(self.info, refresh=False)
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+        elif not self.quiet and step != self._printed and (step % self.interval == 0 or step == self.total):
+            self._printed = step
+            elapsed = time.perf_counter() - self.start
+            rate = step / elapsed if elapsed > 0 else float("nan")
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            extra = " ".join(f"{k}={v}" for k, v in self.info.items())
+            print(
+                f"[{self.label}] step {step}/{self.total} ({100 * step / self.total:.0f}%) "
+                f"{rate:.0f} steps/s elapsed {elapsed:.0f}s eta {eta:.0f}s {extra}".rstrip(),
+                file=self.stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
