@@ -12,6 +12,7 @@ same policy sample against the updated critic, then Polyak averaging of the targ
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from mbpo.config import SACConfig
-from mbpo.nets import Adam, BatchedMLP, Cache
+from mbpo.nets import Adam, BatchedMLP
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 _HALF_LOG_STD_RANGE = 0.5 * (LOG_STD_MAX - LOG_STD_MIN)
@@ -39,6 +40,9 @@ class PolicySample:
     std: torch.Tensor
     eps: torch.Tensor
     tanh_pre_log_std: torch.Tensor
+
+    def rows(self, index: slice) -> PolicySample:
+        return PolicySample(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
 
 
 class SAC:
@@ -83,17 +87,24 @@ class SAC:
 
     # ---- policy ---------------------------------------------------------------------------
 
-    def _heads(self, obs: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _heads(self, obs: torch.Tensor, slot: str) -> tuple[torch.Tensor, torch.Tensor]:
         """obs `B x obs_dim` -> (mean, tanh of the pre-log-std), each `B x act_dim`."""
-        out = self.actor.forward(obs.unsqueeze(0), cache)[0]
+        out = self.actor.forward(obs.unsqueeze(0), slot)[0]
         return out[:, : self.act_dim], torch.tanh(out[:, self.act_dim :])
 
-    def sample(self, obs: torch.Tensor, cache: Cache | None = None) -> PolicySample:
-        """Reparameterised sample with its log-probability. obs: `B x obs_dim`."""
-        mean, tanh_pre = self._heads(obs, cache)
+    def _noise(self, shape: torch.Size) -> torch.Tensor:
+        """Standard normal policy noise from the run's generator."""
+        return torch.randn(shape, generator=self.generator, device=self.device)
+
+    def sample(self, obs: torch.Tensor, slot: str = "sample") -> PolicySample:
+        """Reparameterised sample with its log-probability. obs: `B x obs_dim`.
+
+        `slot` names the actor's buffers (see `mbpo.nets`); backward needs the same name.
+        """
+        mean, tanh_pre = self._heads(obs, slot)
         log_std = tanh_pre.mul(_HALF_LOG_STD_RANGE).add_(LOG_STD_MIN + _HALF_LOG_STD_RANGE)
         std = log_std.exp()
-        eps = torch.randn(mean.shape, generator=self.generator, device=self.device)
+        eps = self._noise(mean.shape)
         u = torch.addcmul(mean, std, eps)
         tanh_u = torch.tanh(u)
         action = torch.addcmul(self.action_bias, tanh_u, self.action_scale)
@@ -108,10 +119,10 @@ class SAC:
         """One action for one observation (`obs_dim`) -> `act_dim` numpy array."""
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         if deterministic:
-            mean, _ = self._heads(x, None)
+            mean, _ = self._heads(x, "act")
             action = torch.addcmul(self.action_bias, torch.tanh(mean), self.action_scale)
         else:
-            action = self.sample(x).action
+            action = self.sample(x, "act").action
         return action[0].cpu().numpy()
 
     # ---- update ---------------------------------------------------------------------------
@@ -128,27 +139,28 @@ class SAC:
         n = batch.shape[0]
         alpha = self.log_alpha.exp()
 
+        # One actor pass serves the target (rows :n, next states) and the actor loss (rows n:,
+        # current states); both use the actor as it is before this update.
+        both = self.sample(torch.cat((next_obs, obs), dim=0), "pi")
+        nxt, pi = both.rows(slice(None, n)), both.rows(slice(n, None))
+
         # critic target: r + gamma (1 - terminated) (min_j Q'_j(s', a') - alpha log p(a'|s'))
-        nxt = self.sample(next_obs)
-        q_next = self.critic_target.forward(torch.cat((next_obs, nxt.action), dim=1))
+        q_next = self.critic_target.forward(torch.cat((next_obs, nxt.action), dim=1), "next")
         soft_v = torch.addcmul(torch.minimum(q_next[0, :, 0], q_next[1, :, 0]), alpha, nxt.logp, value=-1.0)
         discount = terminated.mul(-self.cfg.gamma).add_(self.cfg.gamma)
         target = torch.addcmul(reward, discount, soft_v)
 
         # critic: loss = sum_j mean_b (Q_j(s, a) - target)^2
-        cache = Cache([], [])
-        q = self.critic.forward(obs_action, cache)
+        q = self.critic.forward(obs_action, "q")
         td = q.sub_(target.view(1, n, 1))
-        self.critic.backward(cache, td.mul(2.0 / n))
+        self.critic.backward("q", td.mul(2.0 / n))
         self.critic_opt.step(self.critic.grads)
 
         # actor: loss = mean_b (alpha log p(a|s) - min_j Q_j(s, a)),  a ~ pi(.|s) reparameterised
-        actor_cache, q_cache = Cache([], []), Cache([], [])
-        pi = self.sample(obs, actor_cache)
-        q_pi = self.critic.forward(torch.cat((obs, pi.action), dim=1), q_cache)
+        q_pi = self.critic.forward(torch.cat((obs, pi.action), dim=1), "pi")
         first_is_min = (q_pi[0] <= q_pi[1]).to(q_pi.dtype)
         grad_q = torch.stack((first_is_min, 1.0 - first_is_min)).mul_(-1.0 / n)
-        grad_x = self.critic.backward(q_cache, grad_q, param_grads=False, input_grad=True)
+        grad_x = self.critic.backward("pi", grad_q, param_grads=False, input_grad=True)
         grad_action = grad_x.sum(dim=0)[:, o:]
         grad_logp = alpha * (1.0 / n)
         # d log p / du = 2 tanh(u);  d action / du = scale (1 - tanh(u)^2)
@@ -160,7 +172,7 @@ class SAC:
         grad_pre = grad_log_std.mul_(_HALF_LOG_STD_RANGE).mul_(
             torch.addcmul(torch.ones_like(pi.tanh_pre_log_std), pi.tanh_pre_log_std, pi.tanh_pre_log_std, value=-1.0)
         )
-        self.actor.backward(actor_cache, torch.cat((grad_u, grad_pre), dim=1).unsqueeze(0))
+        self.actor.backward("pi", torch.cat((grad_u, grad_pre), dim=1).unsqueeze(0), rows=slice(n, None))
         self.actor_opt.step(self.actor.grads)
 
         # temperature: loss = -log_alpha * mean_b (log p + target_entropy)

@@ -98,10 +98,11 @@ def test_update_gradients_match_autograd(learn_alpha):
     obs, act, rew = batch[:, :o], batch[:, o : o + a], batch[:, o + a]
     nxt, term = batch[:, o + a + 1 : 2 * o + a + 1], batch[:, -1]
     alpha = log_alpha0.detach().exp()
-    # critic target with the same noise draw as the update's first sample
+    # the update draws one noise matrix for its single actor pass: next states, then states
+    eps_next, eps_pi = torch.randn((2 * B, ACT), generator=noise).split(B)
     with torch.no_grad():
         dist_next = reference_dist(agent, actor0.detach(), nxt)
-        eps = torch.randn((B, ACT), generator=noise)
+        eps = eps_next
         u = dist_next.base_dist.loc + dist_next.base_dist.scale * eps
         a_next = agent.action_bias + agent.action_scale * torch.tanh(u)
         logp_next = dist_next.log_prob(a_next).sum(1)
@@ -116,7 +117,7 @@ def test_update_gradients_match_autograd(learn_alpha):
 
     # actor against the critic as it is after its step (what the update used)
     dist = reference_dist(agent, actor0, obs)
-    eps = torch.randn((B, ACT), generator=noise)
+    eps = eps_pi
     u = dist.base_dist.loc + dist.base_dist.scale * eps
     a_pi = agent.action_bias + agent.action_scale * torch.tanh(u)
     logp = dist.log_prob(a_pi).sum(1)

@@ -1,0 +1,175 @@
+"""The one-run CLI: bad input, the run record, refusal to overwrite, determinism."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mbpo import cli
+from mbpo.config import SECTIONS
+from mbpo.record import EVAL_COLUMNS
+from mbpo.sac import SAC
+
+TINY = [
+    "--env", "Pendulum-v1", "--preset", "seed", "--total-steps", "600", "--random-steps", "200",
+    "--eval-every", "200", "--eval-episodes", "2", "--log-every", "200",
+]  # fmt: skip
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mbpo", "train", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def without_column(text: str, column: str) -> str:
+    """The CSV text with one column removed (wall-clock time is the only non-reproducible one)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    keep = [i for i, name in enumerate(rows[0]) if name != column]
+    return "\n".join(",".join(row[i] for i in keep) for row in rows)
+
+
+def test_help_documents_every_hyperparameter():
+    result = subprocess.run([sys.executable, "-m", "mbpo", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for cls in SECTIONS.values():
+        for f in dataclasses.fields(cls):
+            assert "--" + f.name.replace("_", "-") in result.stdout, f.name
+
+
+BAD_INPUT = [
+    (["--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
+    (["--env", "Pendulum-v0"], "did you mean"),
+    (["--env", "CartPole-v1"], "continuous (Box)"),
+    (["--total-steps", "0"], "total_steps must be > 0"),
+    (["--total-steps", "-5"], "total_steps must be > 0"),
+    (["--seed", "-1"], "seed must be >= 0"),
+    (["--seed", "one"], "invalid int value"),
+    (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--actor-hidden", "64,x"], "comma-separated integers"),
+    (["--preset", "nope"], "invalid choice: 'nope'"),
+    (["--gamma", "1.5"], "gamma must be in [0, 1]"),
+    (["--batch-size", "0"], "batch_size must be > 0"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = run_cli("--out", str(tmp_path / "run"), *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_refused(tmp_path):
+    result = run_cli("--out", str(tmp_path / "run"), "--device", "cuda")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "python -m mbpo train: error: device 'cuda' requested but torch sees no CUDA device (use --device cpu or auto)"
+    )
+
+
+def test_missing_out_is_a_usage_error():
+    result = subprocess.run([sys.executable, "-m", "mbpo", "train"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--out" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """Two runs with seed 0 and one with seed 1 (each a fresh process)."""
+    root = tmp_path_factory.mktemp("runs")
+    runs = {"a": root / "a", "b": root / "b", "other": root / "other"}
+    for name, seed in (("a", "0"), ("b", "0"), ("other", "1")):
+        result = run_cli("--out", str(runs[name]), "--seed", seed, *TINY)
+        assert result.returncode == 0, result.stderr
+    return runs
+
+
+def test_run_record_files_and_metadata(tiny_runs):
+    out = tiny_runs["a"]
+    assert sorted(p.name for p in out.iterdir()) == ["eval.csv", "metadata.json", "train.csv"]
+    rows = list(csv.DictReader((out / "eval.csv").open()))
+    assert tuple(rows[0]) == EVAL_COLUMNS
+    assert [int(r["env_step"]) for r in rows] == [0, 0, 200, 200, 400, 400, 600, 600]
+    assert all(int(r["length"]) == 200 for r in rows)
+    meta = json.loads((out / "metadata.json").read_text())
+    for key in (
+        "status", "config", "seed", "algo", "env", "device", "device_name", "threads", "versions", "git_revision",
+        "git_dirty", "host", "start_time", "end_time", "wall_seconds", "env_steps_per_second", "command",
+    ):  # fmt: skip
+        assert key in meta, key
+    assert meta["status"] == "complete" and meta["threads"] == 1 and meta["seed"] == 0
+    assert set(meta["versions"]) == {"python", "torch", "gymnasium", "numpy"}
+    assert meta["config"]["sac"]["batch_size"] == 64  # from the preset
+    train = list(csv.DictReader((out / "train.csv").open()))
+    assert [int(r["env_step"]) for r in train] == [200, 400, 600]
+    assert float(train[-1]["critic_loss"]) > 0 and float(train[-1]["alpha"]) > 0
+
+
+def test_same_seed_is_byte_identical_and_other_seed_differs(tiny_runs):
+    for name in ("eval.csv", "train.csv"):
+        a = (tiny_runs["a"] / name).read_text()
+        b = (tiny_runs["b"] / name).read_text()
+        assert without_column(a, "wall_seconds") == without_column(b, "wall_seconds"), name
+    other = (tiny_runs["other"] / "eval.csv").read_text()
+    a = (tiny_runs["a"] / "eval.csv").read_text()
+    assert without_column(a, "wall_seconds") != without_column(other, "wall_seconds")
+
+
+def test_reproduce_command_reproduces_the_run(tiny_runs, tmp_path):
+    meta = json.loads((tiny_runs["a"] / "metadata.json").read_text())
+    words = meta["command"].split()
+    assert words[:4] == ["python", "-m", "mbpo", "train"]
+    words[words.index("--out") + 1] = str(tmp_path / "again")
+    result = subprocess.run([sys.executable, *words[1:], "--quiet"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    again = (tmp_path / "again" / "eval.csv").read_text()
+    assert without_column(again, "wall_seconds") == without_column(
+        (tiny_runs["a"] / "eval.csv").read_text(), "wall_seconds"
+    )
+
+
+def test_complete_run_is_refused_unless_overwrite(tiny_runs, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--out", str(out), *TINY, "--quiet").returncode == 0
+    before = (out / "metadata.json").read_text()
+    refused = run_cli("--out", str(out), *TINY)
+    assert refused.returncode == 2
+    assert "already holds a complete run (pass --overwrite" in refused.stderr
+    assert (out / "metadata.json").read_text() == before
+    replaced = run_cli("--out", str(out), *TINY, "--overwrite", "--seed", "1", "--quiet")
+    assert replaced.returncode == 0
+    assert json.loads((out / "metadata.json").read_text())["seed"] == 1
+
+
+def test_a_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real_update = SAC.update
+
+    def failing_update(self, batch, stats=False):
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise RuntimeError("injected failure")
+        return real_update(self, batch, stats)
+
+    monkeypatch.setattr(SAC, "update", failing_update)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        cli.main(["train", "--out", str(out), *TINY, "--quiet"])
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["eval.csv.part", "train.csv.part"]
+    monkeypatch.undo()
+    # the interrupted folder is not a complete run, so it is re-run without --overwrite
+    assert cli.main(["train", "--out", str(out), *TINY, "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["eval.csv", "metadata.json", "train.csv"]

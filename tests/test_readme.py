@@ -1,0 +1,34 @@
+"""The README's two commands are what CI and a new user run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for line in quick.splitlines() if line.startswith("    python3 -m venv")]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = readme_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("snakemake --cores all")
+    assert commands[1].endswith("python -m pytest")
+    assert all("-c constraints.txt" in c for c in commands)
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert readme_commands()[1] in ci.splitlines()
+
+
+def test_constraints_pin_torch_without_a_local_tag():
+    pins = dict(
+        line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines() if re.match(r"^[\w.-]+==", line)
+    )
+    assert pins["torch"] == "2.13.0"
