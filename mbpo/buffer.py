@@ -39,6 +39,17 @@ class ReplayBuffer:
         self._next = (self._next + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def add_batch(self, rows: torch.Tensor) -> None:
+        """Append rows (`N x row_dim`, on the buffer's device), overwriting the oldest when full."""
+        n = rows.shape[0]
+        if n >= self.capacity:
+            rows, n = rows[-self.capacity :], self.capacity
+        first = min(n, self.capacity - self._next)
+        self.data[self._next : self._next + first] = rows[:first]
+        self.data[: n - first] = rows[first:]
+        self._next = (self._next + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """`batch_size` rows drawn uniformly with replacement -> `B x row_dim`."""
         index = torch.randint(self.size, (batch_size,), generator=generator, device=self.data.device)

@@ -22,7 +22,8 @@ from mbpo.envs import EnvError, check_env_id, make_env
 from mbpo.progress import Progress
 from mbpo.record import OutputExistsError, RunWriter, is_complete, now_iso, provenance
 from mbpo.seeding import make_generators
-from mbpo.train import TRAIN_COLUMNS, train_sac
+from mbpo.termination import termination_fn
+from mbpo.train import streams, train
 
 EXIT_USAGE = 2
 
@@ -41,6 +42,13 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _float_tuple(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _optional_float(text: str) -> float | None:
@@ -71,7 +79,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         for f in dataclasses.fields(cls):
             hint = hints[f.name]
             preset_notes = [
-                f"{p}: {_show(v[section][f.name])}" for p, v in PRESETS.items() if f.name in v.get(section, {})
+                f"{algo} {p}: {_show(v[section][f.name])}"
+                for algo, presets in PRESETS.items()
+                for p, v in presets.items()
+                if f.name in v.get(section, {})
             ]
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             help_text = f"{f.metadata['help']} (default: {_show(default)}"
@@ -81,6 +92,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif hint == tuple[int, ...]:
                 kwargs.update(type=_int_tuple, metavar="W[,W...]")
+            elif hint == tuple[float, ...]:
+                kwargs.update(type=_float_tuple, metavar="X[,X...]")
             elif hint == (float | None):
                 kwargs.update(type=_optional_float, metavar="X|auto")
             else:
@@ -88,7 +101,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                 if "choices" in f.metadata:
                     kwargs["choices"] = f.metadata["choices"]
             if f.name == "preset":
-                kwargs["choices"] = tuple(PRESETS)
+                kwargs["choices"] = sorted({p for presets in PRESETS.values() for p in presets})
             group.add_argument(_flag(f.name), **kwargs)
 
 
@@ -119,6 +132,8 @@ def reproduce_command(cfg: TrainConfig, out: Path) -> str:
     """The command that repeats this run with every hyperparameter spelled out."""
     words = ["python", "-m", "mbpo", "train"]
     for section in SECTIONS:
+        if section == "mbpo" and cfg.run.algo != "mbpo":
+            continue
         for name, value in getattr(cfg, section).__dict__.items():
             if isinstance(value, bool):
                 words.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
@@ -134,7 +149,9 @@ def train_command(args: argparse.Namespace) -> int:
         cfg = build_config(overrides)
         check_env_id(cfg.run.env)
         make_env(cfg.run.env).close()
-    except (ConfigError, EnvError) as exc:
+        if cfg.run.algo == "mbpo":
+            termination_fn(cfg.run.env)
+    except (ConfigError, EnvError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     device = resolve_device(cfg.run.device)
     if is_complete(args.out) and not args.overwrite:
@@ -145,12 +162,12 @@ def train_command(args: argparse.Namespace) -> int:
     label = f"{cfg.run.algo} {cfg.run.env} seed {cfg.run.seed}"
     started = now_iso()
     try:
-        writer = RunWriter(args.out, args.overwrite, TRAIN_COLUMNS)
+        writer = RunWriter(args.out, args.overwrite, streams(cfg))
     except OutputExistsError as exc:
         raise UsageError(str(exc)) from None
     progress = Progress(cfg.run.total_steps, label, cfg.run.log_every, quiet=args.quiet)
     try:
-        summary = train_sac(cfg, device, gens, writer, progress)
+        summary = train(cfg, device, gens, writer, progress)
     except BaseException:
         writer.close()
         progress.close()

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-ALGOS = ("sac",)
+ALGOS = ("sac", "mbpo")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -61,38 +61,126 @@ class SACConfig:
 
 
 @dataclass(frozen=True)
+class MBPOConfig:
+    """Model-based policy optimisation (Janner et al. 2019); defaults are the paper's shared
+    settings (../shared/notes/mbpo-reference.md). SAC's own section sets the policy updates."""
+
+    ensemble_size: int = _f(7, "probabilistic networks in the dynamics ensemble")
+    num_elites: int = _f(5, "members with the lowest holdout loss used for rollouts")
+    model_hidden: tuple[int, ...] = _f((200, 200, 200, 200), "hidden widths of each ensemble member (swish)")
+    model_weight_decay: tuple[float, ...] = _f(
+        (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4), "L2 weight decay per model layer (hidden layers, then output)"
+    )
+    model_lr: float = _f(1e-3, "Adam learning rate of the model")
+    model_batch_size: int = _f(256, "model training minibatch per member")
+    holdout_ratio: float = _f(0.2, "fraction of real data held out to early-stop the model and pick elites")
+    max_holdout: int = _f(5000, "cap on holdout transitions")
+    model_patience: int = _f(5, "stop model training after N epochs in which no member improved")
+    model_min_improvement: float = _f(0.01, "relative holdout improvement that counts as improving")
+    model_max_epochs: int = _f(0, "cap on model epochs per training (0: no cap, early stopping only)")
+    model_train_freq: int = _f(250, "retrain the model (warm-started) and roll out every N env steps")
+    rollout_batch_size: int = _f(100_000, "branched rollouts started per rollout phase (a multiple of num_elites)")
+    rollout_length: tuple[int, ...] = _f(
+        (1,), "model rollout length: N (fixed) or start_epoch,end_epoch,start_length,end_length (linear)"
+    )
+    epoch_length: int = _f(1000, "env steps per epoch (the unit of the schedule and of retention)")
+    model_retain_epochs: int = _f(1, "epochs of rollouts the model buffer retains")
+    real_ratio: float = _f(0.05, "fraction of each policy batch drawn from real data")
+
+    def rollout_length_at(self, env_step: int) -> int:
+        """The rollout length at `env_step`: fixed, or linear in the epoch between the schedule's
+        start and end epochs, clipped at both ends (MBPO's schedule)."""
+        if len(self.rollout_length) == 1:
+            return self.rollout_length[0]
+        start_epoch, end_epoch, start_len, end_len = self.rollout_length
+        epoch = env_step // self.epoch_length
+        frac = min(max((epoch - start_epoch) / max(end_epoch - start_epoch, 1), 0.0), 1.0)
+        return int(start_len + frac * (end_len - start_len))
+
+    def max_rollout_length(self) -> int:
+        return max(self.rollout_length[-2:]) if len(self.rollout_length) == 4 else self.rollout_length[0]
+
+    def model_buffer_size(self) -> int:
+        """Rollouts x length x retention: every transition of the last `model_retain_epochs`
+        epochs of rollouts fits."""
+        phases_per_epoch = max(self.epoch_length // self.model_train_freq, 1)
+        return self.model_retain_epochs * phases_per_epoch * self.rollout_batch_size * self.max_rollout_length()
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     sac: SACConfig = field(default_factory=SACConfig)
+    mbpo: MBPOConfig = field(default_factory=MBPOConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The resolved config; the mbpo section only for MBPO runs."""
+        out = dataclasses.asdict(self)
+        if self.run.algo != "mbpo":
+            del out["mbpo"]
+        return out
 
 
-# Named overrides, per section. `seed` reproduces the tutorial the project started from
-# (Hands-on RL's SAC on Pendulum: one hidden layer of 128, batch 64, gamma 0.98, ...), with its
-# defects fixed by construction (see ../shared/baseline/README.md).
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "default": {},
-    "seed": {
-        "sac": {
-            "actor_hidden": (128,),
-            "critic_hidden": (128,),
-            "batch_size": 64,
-            "actor_lr": 5e-4,
-            "critic_lr": 5e-3,
-            "alpha_lr": 1e-3,
-            "gamma": 0.98,
-            "tau": 0.005,
-            "init_alpha": 0.01,
-            "target_entropy": -1.0,
-            "random_steps": 1000,
-            "buffer_size": 10_000,
+# Named overrides per algorithm, then per section. `seed` reproduces the tutorial the project
+# started from (Hands-on RL's SAC and MBPO on Pendulum), with its defects fixed by construction
+# (../shared/baseline/README.md lists them). `default` for MBPO is the best Pendulum setting found
+# for the default pipeline.
+_SEED_SAC: dict[str, Any] = {
+    "actor_hidden": (128,),
+    "critic_hidden": (128,),
+    "batch_size": 64,
+    "actor_lr": 5e-4,
+    "critic_lr": 5e-3,
+    "alpha_lr": 1e-3,
+    "gamma": 0.98,
+    "tau": 0.005,
+    "init_alpha": 0.01,
+    "target_entropy": -1.0,
+    "buffer_size": 10_000,
+}
+PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "sac": {
+        "default": {},
+        "seed": {"sac": {**_SEED_SAC, "random_steps": 1000}},
+    },
+    "mbpo": {
+        "default": {
+            "sac": {**_SEED_SAC, "updates_per_step": 10, "random_steps": 200},
+            "mbpo": {
+                "ensemble_size": 5,
+                "num_elites": 4,
+                "model_hidden": (200, 200, 200, 200),
+                "model_batch_size": 64,
+                "model_train_freq": 50,
+                "rollout_batch_size": 1000,
+                "rollout_length": (1,),
+                "epoch_length": 200,
+                "model_retain_epochs": 1,
+                "real_ratio": 0.5,
+            },
+        },
+        "seed": {
+            # the tutorial: one episode (200 steps) of exploration, then every 50 steps the model
+            # is retrained and 1000 one-step rollouts are made; 10 updates of batch 64 per step,
+            # half real, half model data; 5 members of 4 x 200
+            "sac": {**_SEED_SAC, "updates_per_step": 10, "random_steps": 200},
+            "mbpo": {
+                "ensemble_size": 5,
+                "num_elites": 4,
+                "model_hidden": (200, 200, 200, 200),
+                "model_batch_size": 64,
+                "model_train_freq": 50,
+                "rollout_batch_size": 1000,
+                "rollout_length": (1,),
+                "epoch_length": 200,
+                "model_retain_epochs": 1,
+                "real_ratio": 0.5,
+            },
         },
     },
 }
 
-SECTIONS: dict[str, type] = {"run": RunConfig, "sac": SACConfig}
+SECTIONS: dict[str, type] = {"run": RunConfig, "sac": SACConfig, "mbpo": MBPOConfig}
 
 
 class ConfigError(ValueError):
@@ -104,15 +192,21 @@ def build_config(overrides: dict[str, Any]) -> TrainConfig:
 
     `overrides` maps flat field names (as on the CLI, e.g. ``batch_size``) to values.
     """
+    algo = overrides.get("algo") or RunConfig.algo
+    if algo not in PRESETS:
+        raise ConfigError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
     preset_name = overrides.get("preset") or RunConfig.preset
-    if preset_name not in PRESETS:
-        raise ConfigError(f"unknown preset {preset_name!r} (choose from {', '.join(PRESETS)})")
+    if preset_name not in PRESETS[algo]:
+        raise ConfigError(f"unknown preset {preset_name!r} for {algo} (choose from {', '.join(PRESETS[algo])})")
     owner = {f.name: sec for sec, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - set(owner))
     if unknown:
         raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+    stray = sorted(name for name in overrides if owner[name] == "mbpo" and algo != "mbpo")
+    if stray:
+        raise ConfigError(f"{', '.join(stray)} only apply to algo mbpo (this run's algo is {algo})")
     values: dict[str, dict[str, Any]] = {sec: {} for sec in SECTIONS}
-    for sec, fields_ in PRESETS[preset_name].items():
+    for sec, fields_ in PRESETS[algo][preset_name].items():
         values[sec].update(fields_)
     for name, value in overrides.items():
         values[owner[name]][name] = value
@@ -146,6 +240,34 @@ def validate(cfg: TrainConfig) -> None:
         (s.random_steps >= 0, f"random_steps must be >= 0, got {s.random_steps}"),
         (s.buffer_size > 0, f"buffer_size must be > 0, got {s.buffer_size}"),
     ]
+    m = cfg.mbpo
+    if r.algo == "mbpo":
+        checks += [
+            (m.ensemble_size > 0, f"ensemble_size must be > 0, got {m.ensemble_size}"),
+            (0 < m.num_elites <= m.ensemble_size, f"num_elites must be in [1, ensemble_size={m.ensemble_size}], got {m.num_elites}"),
+            (len(m.model_hidden) > 0 and min(m.model_hidden) > 0, "model_hidden needs positive widths"),
+            (len(m.model_weight_decay) == len(m.model_hidden) + 1,
+             f"model_weight_decay needs one value per model layer ({len(m.model_hidden) + 1}), got {len(m.model_weight_decay)}"),
+            (min(m.model_weight_decay) >= 0, "model_weight_decay must be >= 0"),
+            (m.model_lr > 0, f"model_lr must be > 0, got {m.model_lr}"),
+            (m.model_batch_size > 0, f"model_batch_size must be > 0, got {m.model_batch_size}"),
+            (0 < m.holdout_ratio < 1, f"holdout_ratio must be in (0, 1), got {m.holdout_ratio}"),
+            (m.max_holdout > 0, f"max_holdout must be > 0, got {m.max_holdout}"),
+            (m.model_patience > 0, f"model_patience must be > 0, got {m.model_patience}"),
+            (m.model_min_improvement >= 0, f"model_min_improvement must be >= 0, got {m.model_min_improvement}"),
+            (m.model_max_epochs >= 0, f"model_max_epochs must be >= 0, got {m.model_max_epochs}"),
+            (m.model_train_freq > 0, f"model_train_freq must be > 0, got {m.model_train_freq}"),
+            (m.rollout_batch_size > 0 and m.rollout_batch_size % m.num_elites == 0,
+             f"rollout_batch_size must be a positive multiple of num_elites={m.num_elites}, got {m.rollout_batch_size}"),
+            (len(m.rollout_length) in (1, 4), "rollout_length takes N or start_epoch,end_epoch,start_length,end_length"),
+            (min(m.rollout_length[-2:] if len(m.rollout_length) == 4 else m.rollout_length) > 0,
+             f"rollout lengths must be > 0, got {m.rollout_length}"),
+            (len(m.rollout_length) != 4 or m.rollout_length[1] >= m.rollout_length[0] >= 0,
+             f"rollout_length schedule needs 0 <= start_epoch <= end_epoch, got {m.rollout_length}"),
+            (m.epoch_length > 0, f"epoch_length must be > 0, got {m.epoch_length}"),
+            (m.model_retain_epochs > 0, f"model_retain_epochs must be > 0, got {m.model_retain_epochs}"),
+            (0 <= m.real_ratio <= 1, f"real_ratio must be in [0, 1], got {m.real_ratio}"),
+        ]  # fmt: skip
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

@@ -53,6 +53,14 @@ class BatchedMLP:
         device: torch.device,
         generator: torch.Generator,
     ) -> None:
+        self._allocate(ensemble, sizes, activation, device)
+        for w, b, fan_in in zip(self.weights, self.biases, self.sizes[:-1]):
+            # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
+            bound = 1.0 / math.sqrt(fan_in)
+            w.uniform_(-bound, bound, generator=generator)
+            b.uniform_(-bound, bound, generator=generator)
+
+    def _allocate(self, ensemble: int, sizes: list[int], activation: str, device: torch.device) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         self.ensemble, self.sizes, self.activation = ensemble, list(sizes), activation
@@ -60,21 +68,16 @@ class BatchedMLP:
         total = sum(ensemble * (i * o + o) for i, o in shapes)
         self.params = torch.empty(total, device=device)
         self.grads = torch.zeros(total, device=device)
-        self.weights, self.biases = self._views(self.params, shapes)
-        self.grad_weights, self.grad_biases = self._views(self.grads, shapes)
+        self.weights, self.biases = self.views(self.params)
+        self.grad_weights, self.grad_biases = self.views(self.grads)
         self._slots: dict[str, _Slot] = {}
-        for w, b, (fan_in, _) in zip(self.weights, self.biases, shapes):
-            # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
-            bound = 1.0 / math.sqrt(fan_in)
-            w.uniform_(-bound, bound, generator=generator)
-            b.uniform_(-bound, bound, generator=generator)
 
-    def _views(
-        self, flat: torch.Tensor, shapes: list[tuple[int, int]]
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def views(self, flat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per-layer weight (`E x in x out`) and bias (`E x 1 x out`) views of a flat tensor laid
+        out like `params`."""
         weights, biases, offset = [], [], 0
         e = self.ensemble
-        for i, o in shapes:
+        for i, o in zip(self.sizes[:-1], self.sizes[1:]):
             weights.append(flat[offset : offset + e * i * o].view(e, i, o))
             offset += e * i * o
             biases.append(flat[offset : offset + e * o].view(e, 1, o))
@@ -88,13 +91,17 @@ class BatchedMLP:
     def copy(self) -> BatchedMLP:
         """An independent network with the same parameters (e.g. a target network)."""
         other = object.__new__(BatchedMLP)
-        other.ensemble, other.sizes, other.activation = self.ensemble, self.sizes, self.activation
-        shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
-        other.params = self.params.clone()
-        other.grads = torch.zeros_like(self.grads)
-        other.weights, other.biases = other._views(other.params, shapes)
-        other.grad_weights, other.grad_biases = other._views(other.grads, shapes)
-        other._slots = {}
+        other._allocate(self.ensemble, self.sizes, self.activation, self.params.device)
+        other.params.copy_(self.params)
+        return other
+
+    def subset(self, members: torch.Tensor) -> BatchedMLP:
+        """A network of the chosen members only (`members`: K indices), parameters copied."""
+        other = object.__new__(BatchedMLP)
+        other._allocate(len(members), self.sizes, self.activation, self.params.device)
+        for mine, theirs in ((self.weights, other.weights), (self.biases, other.biases)):
+            for src, dst in zip(mine, theirs):
+                torch.index_select(src, 0, members, out=dst)
         return other
 
     def _slot(self, name: str, batch: int) -> _Slot:

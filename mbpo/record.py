@@ -28,7 +28,7 @@ import gymnasium
 import numpy as np
 import torch
 
-EVAL_FILE, TRAIN_FILE, METADATA_FILE = "eval.csv", "train.csv", "metadata.json"
+EVAL_FILE, METADATA_FILE = "eval.csv", "metadata.json"
 EVAL_COLUMNS = ("env_step", "episode", "return", "length", "wall_seconds")
 
 
@@ -69,49 +69,50 @@ def _format(value: Any) -> Any:
 
 
 class RunWriter:
-    """Streams a run's rows into `*.part` files and commits them with the metadata at the end."""
+    """Streams a run's rows into `<name>.csv.part` files and commits them with the metadata.
 
-    def __init__(self, out: Path, overwrite: bool, train_columns: Iterable[str]) -> None:
+    `streams` maps a file stem to its columns; `eval` is always one of them.
+    """
+
+    def __init__(self, out: Path, overwrite: bool, streams: dict[str, Iterable[str]]) -> None:
         self.out = Path(out)
         if is_complete(self.out) and not overwrite:
             raise OutputExistsError(f"{self.out} already holds a complete run (pass --overwrite to replace it)")
         self.out.mkdir(parents=True, exist_ok=True)
         # the completion marker goes first, so an interrupted overwrite never looks complete
-        for name in (METADATA_FILE, EVAL_FILE, TRAIN_FILE):
-            (self.out / name).unlink(missing_ok=True)
-        self._eval_part = self.out / f"{EVAL_FILE}.part"
-        self._train_part = self.out / f"{TRAIN_FILE}.part"
-        self._eval_handle = self._eval_part.open("w", newline="")
-        self._train_handle = self._train_part.open("w", newline="")
-        self._eval = csv.writer(self._eval_handle, lineterminator="\n")
-        self._train = csv.writer(self._train_handle, lineterminator="\n")
-        self.train_columns = tuple(train_columns)
-        self._eval.writerow(EVAL_COLUMNS)
-        self._train.writerow(self.train_columns)
+        (self.out / METADATA_FILE).unlink(missing_ok=True)
+        for old in self.out.glob("*.csv"):
+            old.unlink()
+        self.columns = {"eval": EVAL_COLUMNS, **{name: tuple(cols) for name, cols in streams.items()}}
+        self._handles = {name: (self.out / f"{name}.csv.part").open("w", newline="") for name in self.columns}
+        self._writers = {name: csv.writer(h, lineterminator="\n") for name, h in self._handles.items()}
+        for name, columns in self.columns.items():
+            self._writers[name].writerow(columns)
 
     def eval_rows(self, rows: Iterable[tuple]) -> None:
-        self._eval.writerows([[_format(v) for v in row] for row in rows])
-        self._eval_handle.flush()
+        self._writers["eval"].writerows([[_format(v) for v in row] for row in rows])
+        self._handles["eval"].flush()
 
-    def train_row(self, row: dict[str, Any]) -> None:
-        self._train.writerow([_format(row.get(c, "")) for c in self.train_columns])
-        self._train_handle.flush()
+    def row(self, stream: str, row: dict[str, Any]) -> None:
+        """Append one row to `stream`; keys not in its columns are an error, missing ones blank."""
+        unknown = set(row) - set(self.columns[stream])
+        if unknown:
+            raise KeyError(f"{stream}.csv has no column(s) {sorted(unknown)}")
+        self._writers[stream].writerow([_format(row.get(c, "")) for c in self.columns[stream]])
+        self._handles[stream].flush()
 
     def finish(self, metadata: dict[str, Any]) -> None:
         """Commit the CSVs, then write `metadata.json` with `status: complete`."""
-        for handle, part, name in (
-            (self._eval_handle, self._eval_part, EVAL_FILE),
-            (self._train_handle, self._train_part, TRAIN_FILE),
-        ):
+        for name, handle in self._handles.items():
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
-            os.replace(part, self.out / name)
+            os.replace(self.out / f"{name}.csv.part", self.out / f"{name}.csv")
         write_atomic(self.out / METADATA_FILE, json.dumps({**metadata, "status": "complete"}, indent=2) + "\n")
 
     def close(self) -> None:
         """Close without committing (after a failure): only `*.part` files remain."""
-        for handle in (self._eval_handle, self._train_handle):
+        for handle in self._handles.values():
             if not handle.closed:
                 handle.close()
 

@@ -9,7 +9,7 @@ from mbpo.nets import Adam, BatchedMLP
 
 
 def autograd_forward(net: BatchedMLP, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    weights, biases = net._views(flat, list(zip(net.sizes[:-1], net.sizes[1:])))
+    weights, biases = net.views(flat)
     if x.dim() == 2:
         x = x.expand(net.ensemble, *x.shape)
     for i, (w, b) in enumerate(zip(weights, biases)):
@@ -92,3 +92,13 @@ def test_slots_are_independent_and_reused():
     again = net.forward(xa * 2, "a")
     assert again.data_ptr() == a.data_ptr()  # same batch size: the buffers are reused
     assert net.forward(xb, "a").shape == (2, 6, 1)  # a new batch size gets new buffers
+
+
+def test_subset_computes_the_chosen_members():
+    gen = torch.Generator().manual_seed(4)
+    net = BatchedMLP(5, [3, 8, 2], "swish", torch.device("cpu"), gen)
+    x = torch.randn(6, 3, generator=gen)
+    full = net.forward(x, "all").clone()
+    members = torch.tensor([3, 0])
+    sub = net.subset(members)
+    torch.testing.assert_close(sub.forward(x, "all"), full[members])

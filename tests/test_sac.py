@@ -43,7 +43,7 @@ def mlp(x, weights, biases):
 
 def leaf_views(net, flat):
     """Weight and bias views of a leaf copy of `net`'s flat parameters."""
-    return net._views(flat, list(zip(net.sizes[:-1], net.sizes[1:])))
+    return net.views(flat)
 
 
 def reference_dist(agent, actor_flat, obs):
