@@ -75,7 +75,7 @@ class MBPOConfig:
     model_batch_size: int = _f(256, "model training minibatch per member")
     holdout_ratio: float = _f(0.2, "fraction of real data held out to early-stop the model and pick elites")
     max_holdout: int = _f(5000, "cap on holdout transitions")
-    model_patience: int = _f(5, "stop model training after N epochs in which no member improved")
+    model_patience: int = _f(5, "stop model training once no member improved for more than N epochs")
     model_min_improvement: float = _f(0.01, "relative holdout improvement that counts as improving")
     model_max_epochs: int = _f(0, "cap on model epochs per training (0: no cap, early stopping only)")
     model_train_freq: int = _f(250, "retrain the model (warm-started) and roll out every N env steps")
@@ -161,10 +161,14 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         },
         "seed": {
             # the tutorial: one episode (200 steps) of exploration, then every 50 steps the model
-            # is retrained and 1000 one-step rollouts are made; 10 updates of batch 64 per step,
-            # half real, half model data; 5 members of 4 x 200
+            # is retrained (batch 64, 10% holdout, stop when no member improved by 10% for more
+            # than 5 epochs or after 22) and 1000 one-step rollouts are made; 10 updates of batch
+            # 64 per step, half real, half model data; 5 members of 4 x 200
             "sac": {**_SEED_SAC, "updates_per_step": 10, "random_steps": 200},
             "mbpo": {
+                "holdout_ratio": 0.1,
+                "model_min_improvement": 0.1,
+                "model_max_epochs": 22,
                 "ensemble_size": 5,
                 "num_elites": 4,
                 "model_hidden": (200, 200, 200, 200),

@@ -6,14 +6,15 @@ by learned bounds shared by the members:
     logvar = max - softplus(max - raw);  logvar = min + softplus(logvar - min)
 and each member minimises the Gaussian negative log-likelihood (up to constants)
     mean_{b,d} [ (mu - y)^2 exp(-logvar) + logvar ]
-plus 0.01 (sum max - sum min), which keeps the bounds tight, and L2 weight decay per layer.
+plus 0.01 (sum max - sum min), which keeps the bounds tight, and L2 weight decay per layer
+(applied inside Adam's kernel, so `net.grads` holds the gradient of the loss without it).
 Gradients are hand-written (see `mbpo.nets`) and checked against autograd in
 `tests/test_ensemble.py`.
 
 Training: a holdout split (`holdout_ratio`, at most `max_holdout`); a bootstrap resample of the
-rest per member, drawn once per training and reshuffled every epoch; early stopping when no
-member improved its holdout MSE by `model_min_improvement` (relative) for `model_patience`
-epochs; each member's best weights restored; elites are the members with the lowest holdout MSE.
+rest per member, drawn once per training and reshuffled every epoch; early stopping once no
+member has improved its holdout MSE by `model_min_improvement` (relative) for more than
+`model_patience` epochs (as MBPO's original code counts); each member's best weights restored; elites are the members with the lowest holdout MSE.
 """
 
 from __future__ import annotations
@@ -57,10 +58,8 @@ class GaussianEnsemble:
             [[INIT_MAX_LOGVAR] * self.out_dim, [INIT_MIN_LOGVAR] * self.out_dim], device=device
         )
         self.bounds_grad = torch.zeros_like(self.bounds)
-        self.decay = torch.zeros_like(self.net.params)
-        for w, wd in zip(self.net.views(self.decay)[0], cfg.model_weight_decay):
-            w.fill_(wd)
-        self.opt = Adam(self.net.params, cfg.model_lr)
+        decay = list(zip(self.net.weight_slices(), cfg.model_weight_decay))
+        self.opt = Adam(self.net.params, cfg.model_lr, weight_decay=decay)
         self.bounds_opt = Adam(self.bounds, cfg.model_lr)
         self.input_mean = torch.zeros(self.in_dim, device=device)
         self.input_std = torch.ones(self.in_dim, device=device)
@@ -120,7 +119,6 @@ class GaussianEnsemble:
         self.bounds_grad[0] = (grad_logvar * sig_b * (1.0 - sig_a)).sum(dim=(0, 1)) + BOUNDS_PENALTY
         self.bounds_grad[1] = (grad_logvar * (1.0 - sig_b)).sum(dim=(0, 1)) - BOUNDS_PENALTY
         self.net.backward(slot, torch.cat((grad_mean, grad_raw), dim=2))
-        self.net.grads.addcmul_(self.decay, self.net.params)
         self.opt.step(self.net.grads)
         self.bounds_opt.step(self.bounds_grad)
         return loss
@@ -171,7 +169,7 @@ class GaussianEnsemble:
                     dst.copy_(torch.where(keep, src, dst))
             else:
                 since_improved += 1
-            if since_improved >= cfg.model_patience or (cfg.model_max_epochs and epochs >= cfg.model_max_epochs):
+            if since_improved > cfg.model_patience or (cfg.model_max_epochs and epochs >= cfg.model_max_epochs):
                 break
         self.net.params.copy_(best_params)
         holdout = self.holdout_mse(hold_x, hold_y)

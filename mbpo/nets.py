@@ -72,6 +72,14 @@ class BatchedMLP:
         self.grad_weights, self.grad_biases = self.views(self.grads)
         self._slots: dict[str, _Slot] = {}
 
+    def weight_slices(self) -> list[slice]:
+        """Where each layer's weights lie in the flat parameter tensor."""
+        slices, offset = [], 0
+        for i, o in zip(self.sizes[:-1], self.sizes[1:]):
+            slices.append(slice(offset, offset + self.ensemble * i * o))
+            offset += self.ensemble * (i * o + o)
+        return slices
+
     def views(self, flat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-layer weight (`E x in x out`) and bias (`E x 1 x out`) views of a flat tensor laid
         out like `params`."""
@@ -170,7 +178,9 @@ class Adam:
     """Adam (Kingma & Ba 2015) on one flat parameter tensor, numerically as `torch.optim.Adam`.
 
     One fused kernel per step (the one `torch.optim.Adam(fused=True)` uses, on CPU and CUDA)
-    instead of six passes over the parameters.
+    instead of six passes over the parameters. `weight_decay` optionally maps slices of the flat
+    tensor to L2 coefficients (`grad += decay * param`, torch.optim.Adam's `weight_decay`),
+    applied inside the same kernel; slices not named get none.
     """
 
     def __init__(
@@ -179,12 +189,28 @@ class Adam:
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: list[tuple[slice, float]] | None = None,
     ) -> None:
         self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
         # the step count lives in a tensor, as the fused kernel reads it there (no host sync on CUDA)
         self._step = torch.zeros((), dtype=torch.float32, device=params.device)
+        self._groups = self._group_slices(params.numel(), weight_decay or [])
+
+    @staticmethod
+    def _group_slices(total: int, decays: list[tuple[slice, float]]) -> list[tuple[float, list[slice]]]:
+        """Cover [0, total) with the given slices plus zero-decay gaps, grouped by decay."""
+        by_decay: dict[float, list[slice]] = {}
+        cursor = 0
+        for part, decay in sorted(decays, key=lambda item: item[0].start):
+            if part.start > cursor:
+                by_decay.setdefault(0.0, []).append(slice(cursor, part.start))
+            by_decay.setdefault(float(decay), []).append(part)
+            cursor = part.stop
+        if cursor < total:
+            by_decay.setdefault(0.0, []).append(slice(cursor, total))
+        return list(by_decay.items())
 
     @property
     def steps(self) -> int:
@@ -192,8 +218,10 @@ class Adam:
 
     def step(self, grads: torch.Tensor) -> None:
         self._step += 1
-        torch._fused_adam_(
-            [self.params], [grads], [self.exp_avg], [self.exp_avg_sq], [], [self._step],
-            lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-            amsgrad=False, maximize=False,
-        )  # fmt: skip
+        for decay, parts in self._groups:
+            torch._fused_adam_(
+                [self.params[p] for p in parts], [grads[p] for p in parts], [self.exp_avg[p] for p in parts],
+                [self.exp_avg_sq[p] for p in parts], [], [self._step] * len(parts),
+                lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=decay, eps=self.eps,
+                amsgrad=False, maximize=False,
+            )  # fmt: skip

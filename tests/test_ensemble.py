@@ -63,11 +63,26 @@ def test_step_gradients_match_autograd():
     logvar = bounds[0] - F.softplus(bounds[0] - raw)
     logvar = bounds[1] + F.softplus(logvar - bounds[1])
     nll = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2)).sum()
-    decay = sum(wd / 2 * (w**2).sum() for wd, w in zip(model.cfg.model_weight_decay, weights))
-    loss = nll + BOUNDS_PENALTY * (bounds[0].sum() - bounds[1].sum()) + decay
+    loss = nll + BOUNDS_PENALTY * (bounds[0].sum() - bounds[1].sum())
     g_flat, g_bounds = torch.autograd.grad(loss, (flat, bounds))
     torch.testing.assert_close(model.net.grads, g_flat, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(model.bounds_grad, g_bounds, atol=1e-5, rtol=1e-4)
+
+
+def test_weight_decay_is_per_layer_l2_on_weights_only():
+    """The optimiser step equals torch.optim.Adam on the loss plus sum_l wd_l / 2 ||W_l||^2."""
+    model = make()
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randn(4, 8, OBS + ACT, generator=gen), torch.randn(4, 8, 1 + OBS, generator=gen)
+    flat = model.net.params.clone().requires_grad_(True)
+    ref = torch.optim.Adam([flat], lr=model.cfg.model_lr)
+    model.step(x, y)
+    weights, _ = model.net.views(flat)
+    decay = sum(wd / 2 * (w**2).sum() for wd, w in zip(model.cfg.model_weight_decay, weights))
+    (g_decay,) = torch.autograd.grad(decay, flat)
+    flat.grad = model.net.grads + g_decay
+    ref.step()
+    torch.testing.assert_close(model.net.params, flat.detach(), atol=1e-6, rtol=1e-6)
 
 
 def test_learns_a_linear_system_and_its_loss_falls():
@@ -105,13 +120,14 @@ def test_early_stopping_restores_each_members_best_weights_and_picks_elites():
         [4.0, 6.0, 4.99],  # epoch 2: member 0 improves; member 2's 0.2% is below the 1% bar
         [4.5, 4.0, 5.0],  # epoch 3: member 1 improves
         [4.1, 4.5, 5.0],  # epoch 4: nobody
-        [4.2, 4.5, 5.0],  # epoch 5: nobody -> patience 2 reached
+        [4.2, 4.5, 5.0],  # epoch 5: nobody
+        [4.2, 4.5, 5.0],  # epoch 6: nobody -> more than patience 2 epochs without improvement
     ]
     final = [0.3, 0.1, 0.2]  # after restoring: elites are members 1 and 2
     snapshots: list[torch.Tensor] = []
     scripted_holdout(model, epochs + [final], snapshots)
     report = model.train(x, y, torch.Generator().manual_seed(0))
-    assert report.epochs == 5
+    assert report.epochs == 6
     best_epoch = {0: 2, 1: 3, 2: 1}
     for member, epoch in best_epoch.items():
         for now, then in zip(*(model.net.views(p) for p in (model.net.params, snapshots[epoch - 1]))):

@@ -102,3 +102,22 @@ def test_subset_computes_the_chosen_members():
     members = torch.tensor([3, 0])
     sub = net.subset(members)
     torch.testing.assert_close(sub.forward(x, "all"), full[members])
+
+
+def test_adam_weight_decay_groups_match_torch_optim_param_groups():
+    gen = torch.Generator().manual_seed(1)
+    p = torch.randn(30, generator=gen)
+    parts = [p[:10].clone(), p[10:20].clone(), p[20:].clone()]
+    refs = [t.requires_grad_(True) for t in parts]
+    theirs = torch.optim.Adam(
+        [{"params": [refs[0]], "weight_decay": 0.1}, {"params": [refs[1]], "weight_decay": 0.0},
+         {"params": [refs[2]], "weight_decay": 0.3}], lr=1e-2,
+    )  # fmt: skip
+    ours = Adam(p, lr=1e-2, weight_decay=[(slice(20, 30), 0.3), (slice(0, 10), 0.1)])
+    for _ in range(10):
+        g = torch.randn(30, generator=gen)
+        ours.step(g)
+        for ref, part in zip(refs, g.split(10)):
+            ref.grad = part.clone()
+        theirs.step()
+    torch.testing.assert_close(p, torch.cat([r.detach() for r in refs]), atol=1e-6, rtol=1e-6)
