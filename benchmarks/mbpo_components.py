@@ -15,10 +15,10 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from common import timeit
 
 from mbpo.config import MBPOConfig, SACConfig
 from mbpo.ensemble import GaussianEnsemble
@@ -27,15 +27,6 @@ from mbpo.sac import SAC
 from mbpo.termination import never
 
 
-def timeit(fn, repeat: int, number: int) -> float:
-    fn()
-    rounds = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        rounds.append((time.perf_counter() - t) / number)
-    return float(np.median(rounds))
 
 
 def step_flops(sizes: list[int], ensemble: int, batch: int) -> int:
@@ -43,7 +34,7 @@ def step_flops(sizes: list[int], ensemble: int, batch: int) -> int:
     return sum(fwd) + sum(fwd) + sum(fwd[1:])
 
 
-def model_training(label: str, obs: int, act: int, ensemble: int, batch: int, repeat: int) -> None:
+def model_training(label: str, obs: int, act: int, ensemble: int, batch: int, repeat: int) -> float:
     cfg = MBPOConfig(ensemble_size=ensemble, num_elites=min(5, ensemble), model_batch_size=batch)
     gen = torch.Generator().manual_seed(0)
     model = GaussianEnsemble(obs, act, cfg, torch.device("cpu"), gen)

@@ -13,26 +13,16 @@ CleanRL's) side by side, as the naive counterpart.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from common import timeit
 from torch import nn
 
 from mbpo.config import SACConfig
 from mbpo.sac import SAC
 
 
-def timeit(fn, repeat: int, number: int) -> float:
-    """Median seconds per call over `repeat` rounds of `number` calls."""
-    fn()
-    rounds = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        rounds.append((time.perf_counter() - t) / number)
-    return float(np.median(rounds))
 
 
 def mlp_flops(sizes: list[int], batch: int, ensemble: int) -> list[int]:

@@ -145,13 +145,18 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     },
     "mbpo": {
         "default": {
+            # the seed's SAC and rollout settings with a cheaper model fit: 3 x 128, batch 128,
+            # retrained every 100 steps (patience-based, at most 40 epochs); at 4000 steps it
+            # learns about as well as `seed` for a third of the wall-clock (README: Measured)
             "sac": {**_SEED_SAC, "updates_per_step": 10, "random_steps": 200},
             "mbpo": {
                 "ensemble_size": 5,
                 "num_elites": 4,
-                "model_hidden": (200, 200, 200, 200),
-                "model_batch_size": 64,
-                "model_train_freq": 50,
+                "model_hidden": (128, 128, 128),
+                "model_weight_decay": (2.5e-5, 5e-5, 7.5e-5, 1e-4),
+                "model_batch_size": 128,
+                "model_train_freq": 100,
+                "model_max_epochs": 40,
                 "rollout_batch_size": 1000,
                 "rollout_length": (1,),
                 "epoch_length": 200,

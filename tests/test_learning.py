@@ -1,4 +1,4 @@
-"""Short learning runs: SAC must actually learn, not just run."""
+"""Short learning runs: SAC and MBPO must actually learn, not just run."""
 
 from __future__ import annotations
 
@@ -21,3 +21,15 @@ def test_sac_learns_pendulum_in_3000_steps(tmp_path, seed):
     evals = pd.read_csv(out / "eval.csv").groupby("env_step")["return"].mean()
     assert evals.loc[0] < -1000
     assert evals.loc[3000] > -900
+
+
+def test_mbpo_learns_pendulum_in_2000_steps(tmp_path):
+    """The default MBPO preset: three seeds measured at 2000 steps scored -158 to -228, from about
+    -1300 at the start; a model or rollout that feeds the policy garbage stays far below."""
+    out = tmp_path / "run"
+    args = ["train", "--algo", "mbpo", "--seed", "0", "--total-steps", "2000", "--eval-every", "2000",
+            "--eval-episodes", "5", "--out", str(out), "--quiet"]  # fmt: skip
+    assert cli.main(args) == 0
+    evals = pd.read_csv(out / "eval.csv").groupby("env_step")["return"].mean()
+    assert evals.loc[0] < -1000
+    assert evals.loc[2000] > -700
