@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 SETTINGS = [
-    "--algo", "mbpo", "--env", "InvertedPendulum-v5", "--actor-hidden", "256,256", "--critic-hidden", "256,256",
-    "--batch-size", "256", "--updates-per-step", "10", "--random-steps", "500", "--target-entropy", "-0.05",
+    "--algo", "mbpo", "--preset", "paper", "--env", "InvertedPendulum-v5", "--actor-hidden", "256,256",
+    "--critic-hidden", "256,256", "--batch-size", "256", "--updates-per-step", "10", "--random-steps", "500", "--target-entropy", "-0.05",
     "--ensemble-size", "7", "--num-elites", "5", "--model-hidden", "200,200,200,200", "--model-batch-size", "256",
     "--model-train-freq", "250", "--rollout-batch-size", "100000", "--rollout-length", "1", "--epoch-length", "250",
     "--model-retain-epochs", "1", "--real-ratio", "0.05",

@@ -141,9 +141,14 @@ _SEED_SAC: dict[str, Any] = {
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "sac": {
         "default": {},
+        "paper": {},  # the dataclass defaults are the paper's SAC
         "seed": {"sac": {**_SEED_SAC, "random_steps": 1000}},
     },
     "mbpo": {
+        # the paper's shared settings (MBPOConfig's defaults) with its usual SAC schedule; the
+        # per-environment values (updates per step, exploration, target entropy, rollout
+        # schedule, epoch length) are flags, see ../shared/notes/mbpo-reference.md
+        "paper": {"sac": {"updates_per_step": 20, "random_steps": 5000}},
         "default": {
             # the seed's SAC and rollout settings with a cheaper model fit: 3 x 128, batch 128,
             # retrained every 100 steps (patience-based, at most 40 epochs); at 4000 steps it
