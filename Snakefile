@@ -1,35 +1,29 @@
-# Wiring only: which runs exist and where their files go. One rule = one `python -m mbpo train`.
-# (The pipeline issue grows this into the full experiment: seeds, rollout lengths, devices,
-# aggregation, figures and the report.)
-import sys
+# Wiring only: which runs exist, where their files go, and how tables, figures and the report
+# are made from them. The logic lives in analysis/ (experiment.py decides the runs and their
+# `python -m mbpo train` arguments); threads and resources come from profiles/default.
+from pathlib import Path
 
-configfile: "config/config.yaml"
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
 
 
-PYTHON = sys.executable
-RUN = "results/runs/{env}/{algo}/{preset}/cpu/seed{seed}"
+# the default experiment lives with the workflow, whatever --directory is
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
     input:
-        expand(RUN + "/metadata.json", env=config["env"], algo=config["algo"], preset=config["preset"], seed=config["seeds"]),
-
-
-rule train:
-    output:
-        eval=RUN + "/eval.csv",
-        train=RUN + "/train.csv",
-        metadata=RUN + "/metadata.json",
-    log:
-        "results/logs/{env}/{algo}/{preset}/cpu/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/{env}/{algo}/{preset}/cpu/seed{seed}.tsv"
-    params:
-        python=PYTHON,
-        steps=config["total_steps"],
-        out=lambda wildcards, output: str(Path(output.metadata).parent),
-    threads: 1
-    shell:
-        "{params.python} -m mbpo train --algo {wildcards.algo} --env {wildcards.env} --preset {wildcards.preset} "
-        "--seed {wildcards.seed} --total-steps {params.steps} --device cpu --threads {threads} "
-        "--out {params.out} --overwrite > {log} 2>&1"
+        final_outputs(),
+    default_target: True

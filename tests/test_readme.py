@@ -17,7 +17,7 @@ def readme_commands() -> list[str]:
 def test_readme_has_exactly_two_setup_commands():
     commands = readme_commands()
     assert len(commands) == 2
-    assert commands[0].endswith("snakemake --cores all")
+    assert "snakemake --cores all" in commands[0] and commands[0].endswith("--report results/report.html")
     assert commands[1].endswith("python -m pytest")
     assert all("-c constraints.txt" in c for c in commands)
 

@@ -1,7 +1,16 @@
+"""Statistics on hand-computable arrays."""
+
 import numpy as np
 import pytest
 
-from analysis.stats import iqm
+from analysis.stats import (
+    interpolate_curve,
+    iqm,
+    normalized_auc,
+    probability_of_improvement,
+    steps_to_threshold,
+    stratified_bootstrap_ci,
+)
 
 
 def test_iqm_of_known_matrix():
@@ -18,3 +27,52 @@ def test_iqm_ignores_outliers_and_equals_mean_for_small_n():
 def test_iqm_of_empty_is_an_error():
     with pytest.raises(ValueError):
         iqm([])
+
+
+def test_seeded_bootstrap_gives_the_same_interval_twice_and_another_seed_differs():
+    scores = np.random.default_rng(0).normal(size=(10, 2))
+    a = stratified_bootstrap_ci(scores, samples=500, seed=7)
+    b = stratified_bootstrap_ci(scores, samples=500, seed=7)
+    c = stratified_bootstrap_ci(scores, samples=500, seed=8)
+    assert a == b and a != c and a[0] < iqm(scores) < a[1]
+
+
+def test_bootstrap_is_stratified_by_task():
+    """With two tasks at very different levels, every resample keeps one run of each task per
+    draw: the mean of a resample never leaves the range of per-task means mixes."""
+    scores = np.column_stack((np.zeros(5), np.full(5, 100.0)))
+    lo, hi = stratified_bootstrap_ci(scores, statistic=np.mean, samples=200, seed=0)
+    assert lo == hi == 50.0  # an unstratified resample could draw only zeros or only hundreds
+
+
+def test_bootstrap_covers_the_true_mean_at_about_the_nominal_rate():
+    rng = np.random.default_rng(123)
+    trials, covered = 200, 0
+    for trial in range(trials):
+        sample = rng.normal(loc=3.0, scale=2.0, size=(30,))
+        lo, hi = stratified_bootstrap_ci(sample, statistic=np.mean, samples=400, confidence=0.95, seed=trial)
+        covered += lo <= 3.0 <= hi
+    # percentile bootstrap of a mean at n=30 covers slightly under 95%; 200 trials: +-3% noise
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def test_probability_of_improvement_by_hand():
+    assert probability_of_improvement([3, 4], [1, 2]) == 1.0
+    assert probability_of_improvement([1, 2], [3, 4]) == 0.0
+    # pairs (1,1) tie, (1,2) loss, (3,1) win, (3,2) win: (2 + 0.5) / 4
+    assert probability_of_improvement([1, 3], [1, 2]) == 0.625
+
+
+def test_auc_and_threshold_by_hand():
+    steps = np.array([0, 100, 300])
+    curve = np.array([[0.0, 10.0, 10.0], [-5.0, -5.0, 20.0]])
+    # trapezoids: (5*100 + 10*200) / 300 and (-5*100 + 7.5*200) / 300
+    np.testing.assert_allclose(normalized_auc(steps, curve), [2500 / 300, 1000 / 300])
+    np.testing.assert_array_equal(steps_to_threshold(steps, curve, 10.0), [100.0, 300.0])
+    assert np.isnan(steps_to_threshold(steps, curve, 50.0)).all()
+
+
+def test_interpolation_onto_a_grid():
+    out = interpolate_curve([0, 200], [0.0, 10.0], [0, 100, 200, 300])
+    np.testing.assert_array_equal(out[:3], [0.0, 5.0, 10.0])
+    assert np.isnan(out[3])

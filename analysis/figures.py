@@ -1,0 +1,164 @@
+"""Figures from the aggregated tables (PNG and PDF), with one colour per algorithm everywhere.
+
+    python -m analysis.figures --tables results/tables --out results/figures [--threshold -300]
+
+- `sample_efficiency`: IQM return vs env steps with bootstrap confidence bands, a panel per env;
+- `rollout_ablation`: MBPO's return at the budget and area under the curve vs rollout length,
+  SAC's as reference lines;
+- `wallclock`: IQM return vs wall-clock seconds;
+- `devices` (only when runs on more than one device exist): env steps per second per device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+
+ALGO_LABELS = {"mbpo": "MBPO", "sac": "SAC", "sac_mbpo_utd": "SAC at MBPO's update ratio"}
+_PALETTE = sns.color_palette("colorblind")
+ALGO_COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_mbpo_utd": _PALETTE[2]}
+DASHES = ["-", "--", ":", "-."]
+
+
+def label(algo: str, variant: str) -> str:
+    return f"{ALGO_LABELS.get(algo, algo)} ({variant})"
+
+
+def color(algo: str):
+    return ALGO_COLORS.get(algo, _PALETTE[3])
+
+
+def rollout_order(variant: str) -> tuple:
+    """h1 < h3 < h20-100-1-15 (schedules after fixed lengths)."""
+    parts = [int(p) for p in variant[1:].split("-")]
+    return (len(parts), parts)
+
+
+def rollout_label(variant: str) -> str:
+    """`h3` -> `3`; `h20-100-1-15` -> `1->15, epochs 20-100`."""
+    parts = variant[1:].split("-")
+    if len(parts) == 1:
+        return parts[0]
+    return f"{parts[2]}->{parts[3]}, epochs {parts[0]}-{parts[1]}"
+
+
+def plot_curves(curves: pd.DataFrame, env: str, ax=None, x: str = "env_step"):
+    """IQM return vs `x` for every group of one env, with confidence bands."""
+    ax = ax or plt.gca()
+    data = curves[curves.env == env]
+    for (algo, variant, device), group in data.groupby(["algo", "variant", "device"], sort=True):
+        variants = sorted(data[data.algo == algo].variant.unique(), key=lambda v: (len(v), v))
+        style = DASHES[variants.index(variant) % len(DASHES)]
+        name = label(algo, variant) + (f" [{device}]" if data.device.nunique() > 1 else "")
+        ax.plot(group[x], group.iqm, style, color=color(algo), label=name, linewidth=1.6)
+        ax.fill_between(group[x], group.ci_low, group.ci_high, color=color(algo), alpha=0.15, linewidth=0)
+    ax.set_title(env)
+    ax.set_ylabel("return (IQM, 95% CI)")
+    return ax
+
+
+def sample_efficiency(curves: pd.DataFrame) -> plt.Figure:
+    envs = sorted(curves.env.unique())
+    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4.5), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        plot_curves(curves, env, ax)
+        ax.set_xlabel("env steps")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def rollout_ablation(summary: pd.DataFrame) -> plt.Figure:
+    envs = sorted(summary.env.unique())
+    fig, axes = plt.subplots(len(envs), 2, figsize=(11, 4 * len(envs)), squeeze=False)
+    for row, env in zip(axes, envs):
+        data = summary[summary.env == env]
+        mbpo = data[data.algo == "mbpo"].copy()
+        mbpo = mbpo.iloc[sorted(range(len(mbpo)), key=lambda i: rollout_order(mbpo.variant.iloc[i]))]
+        for ax, column, ylabel in (
+            (row[0], "return_iqm", "return at the budget (IQM, 95% CI)"),
+            (row[1], "auc", "mean return over the budget (AUC / steps)"),
+        ):
+            positions = range(len(mbpo))
+            ax.plot(positions, mbpo[column], "o-", color=color("mbpo"), label=ALGO_LABELS["mbpo"])
+            if column == "return_iqm":
+                ax.fill_between(positions, mbpo.return_ci_low, mbpo.return_ci_high, color=color("mbpo"), alpha=0.15)
+            for _, ref in data[data.algo != "mbpo"].iterrows():
+                ax.axhline(ref[column], color=color(ref.algo), linestyle="--", label=label(ref.algo, ref.variant))
+            ax.set_xticks(list(positions), [rollout_label(v) for v in mbpo.variant])
+            ax.set_xlabel("MBPO rollout length (model steps)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{env}, budget {int(mbpo.budget.max()) if len(mbpo) else ''} env steps")
+        row[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def wallclock(evaluations: pd.DataFrame, curves: pd.DataFrame) -> plt.Figure:
+    """IQM return against the mean wall-clock at which each evaluation happened."""
+    clock = evaluations.groupby(["env", "algo", "variant", "device", "env_step"], as_index=False).wall_seconds.mean()
+    data = curves.merge(clock, on=["env", "algo", "variant", "device", "env_step"])
+    envs = sorted(data.env.unique())
+    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4.5), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        plot_curves(data, env, ax, x="wall_seconds")
+        ax.set_xlabel("wall-clock (s, mean over seeds)")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def devices(summary: pd.DataFrame) -> plt.Figure:
+    data = summary.assign(
+        steps_per_second=1e3 / summary.ms_per_env_step,
+        run=[label(a, v) for a, v in zip(summary.algo, summary.variant)],
+    )
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    sns.barplot(data=data, x="run", y="steps_per_second", hue="device", ax=ax, palette="colorblind")
+    ax.set_xlabel("")
+    ax.set_ylabel("env steps per second (whole run)")
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, out: Path, name: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        # no timestamp in the PDF, so the same tables give the same file
+        fig.savefig(out / f"{name}.{ext}", dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", type=Path, default=Path("results/tables"))
+    parser.add_argument("--out", type=Path, default=Path("results/figures"))
+    args = parser.parse_args(argv)
+    try:
+        curves = pd.read_csv(args.tables / "curves.csv")
+        summary = pd.read_csv(args.tables / "summary.csv")
+        evaluations = pd.read_csv(args.tables / "evaluations.csv")
+    except OSError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    sns.set_theme(style="whitegrid", palette="colorblind")
+    save(sample_efficiency(curves), args.out, "sample_efficiency")
+    save(rollout_ablation(summary), args.out, "rollout_ablation")
+    save(wallclock(evaluations, curves), args.out, "wallclock")
+    if summary.device.nunique() > 1:
+        save(devices(summary), args.out, "devices")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The Snakemake pipeline: lint, dry runs, a real run of config/test.yaml, its tables against a
+recomputation from the run files, incremental and safe re-runs, validation, and the HTML report
+in a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from analysis.stats import iqm
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TEST_CONFIG = ROOT / "config" / "test.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, config: Path | None = TEST_CONFIG, check: bool = True, timeout: int = 900):
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    if config is not None:
+        cmd += ["--configfile", str(config), "--replace-workflow-config"]
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def write_config(path: Path, **changes) -> Path:
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config.update(changes)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path, "--lint", config=None)
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_default_dry_run_plans_every_run_and_auto_adds_cuda_only_with_a_gpu(tmp_path):
+    out = snakemake(tmp_path, "-n", config=None).stdout
+    runs = 3 * 5 + 5 + 5  # MBPO at 3 rollout lengths, SAC, SAC at MBPO's update ratio; 5 seeds
+    devices = 2 if torch.cuda.is_available() else 1
+    assert f"train          {runs * devices}" in out.replace("\t", " ") or f"train {runs * devices}" in " ".join(out.split())
+    assert ("/cuda/" in out) == torch.cuda.is_available()
+
+
+def test_real_run_writes_tables_and_figures(finished):
+    for name in ("summary.csv", "summary.md", "summary.tex", "curves.csv", "evaluations.csv"):
+        assert (finished / "results" / "tables" / name).stat().st_size > 0
+    for name in ("sample_efficiency", "rollout_ablation", "wallclock"):
+        for ext in ("png", "pdf"):
+            assert (finished / "results" / "figures" / f"{name}.{ext}").stat().st_size > 10_000
+    assert not (finished / "results" / "figures" / "devices.png").exists()  # one device only
+    runs = sorted((finished / "results" / "runs").glob("*/*/*/*/seed*"))
+    assert len(runs) == 2 * 2 + 2 + 2
+    assert all((run / "metadata.json").is_file() for run in runs)
+    assert all((finished / "results" / "benchmarks").rglob("seed*.tsv"))
+
+
+def test_summary_equals_a_recomputation_from_the_run_files(finished):
+    summary = pd.read_csv(finished / "results" / "tables" / "summary.csv")
+    budget = 600
+    for _, row in summary.iterrows():
+        folders = sorted((finished / "results" / "runs" / row.env / row.algo / row.variant / row.device).glob("seed*"))
+        scores, aucs = [], []
+        for folder in folders:
+            ev = pd.read_csv(folder / "eval.csv").groupby("env_step")["return"].mean()
+            scores.append(ev.loc[budget])
+            upto = ev[ev.index <= budget]
+            steps, values = upto.index.to_numpy(float), upto.to_numpy()
+            aucs.append(((values[1:] + values[:-1]) / 2 * np.diff(steps)).sum() / (steps[-1] - steps[0]))
+        scores = np.array(scores)
+        assert row.seeds == len(folders) == 2
+        assert row.return_iqm == pytest.approx(iqm(scores))
+        assert row.return_mean == pytest.approx(scores.mean())
+        assert row.return_std == pytest.approx(scores.std())
+        assert row.auc == pytest.approx(iqm(np.array(aucs)))
+        assert row.return_ci_low <= row.return_iqm <= row.return_ci_high
+        bench = pd.read_csv(finished / "results" / "benchmarks" / row.env / row.algo / row.variant / row.device / "seed0.tsv", sep="\t")
+        assert row.peak_rss_mb >= bench.max_rss.iloc[0]
+    mbpo = summary[summary.algo == "mbpo"]
+    assert mbpo.p_beats_sac.between(0, 1).all() and mbpo.p_beats_sac_mbpo_utd.between(0, 1).all()
+
+
+def test_rerunning_with_nothing_changed_runs_nothing(finished):
+    out = snakemake(finished, "-n").stdout
+    assert "Nothing to be done" in out
+
+
+def test_adding_a_seed_runs_only_the_new_runs(finished, tmp_path):
+    config = write_config(tmp_path / "more.yaml", seeds=[0, 1, 2])
+    out = snakemake(finished, "-n", config=config).stdout
+    planned = [line.split()[-1] for line in out.splitlines() if line.strip().startswith("output:") and "eval.csv" in line]
+    assert len(planned) == 4 and all("/seed2/" in line for line in out.splitlines() if "eval.csv" in line and "output:" in line)
+
+
+def test_a_failed_run_loses_no_other_result(tmp_path):
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["seeds"] = [0]
+    config["algorithms"]["sac_mbpo_utd"]["options"] = {"gamma": 7}  # invalid: these runs fail
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--cores", "2", "--keep-going", config=path, check=False)
+    assert result.returncode != 0
+    runs = tmp_path / "results" / "runs" / "Pendulum-v1"
+    assert (runs / "sac" / "utd1" / "cpu" / "seed0" / "metadata.json").is_file()
+    assert (runs / "mbpo" / "h1" / "cpu" / "seed0" / "metadata.json").is_file()
+    assert not (runs / "sac_mbpo_utd" / "utd10" / "cpu" / "seed0" / "metadata.json").exists()
+    log = (tmp_path / "results" / "logs" / "train" / "Pendulum-v1" / "sac_mbpo_utd" / "utd10" / "cpu" / "seed0.log")
+    assert "gamma must be in [0, 1]" in log.read_text()
+
+
+def test_an_interrupted_run_never_looks_complete_and_reruns_cleanly(tmp_path):
+    config = write_config(tmp_path / "one.yaml", seeds=[0])
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(config),
+           "--replace-workflow-config", "--cores", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "results" / "runs").rglob("*.csv.part")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    for folder in (tmp_path / "results" / "runs").glob("*/*/*/*/seed*"):
+        if (folder / "metadata.json").exists():  # what looks complete is complete
+            assert json.loads((folder / "metadata.json").read_text())["status"] == "complete"
+            assert (folder / "eval.csv").is_file()
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert len(list((tmp_path / "results" / "runs").rglob("metadata.json"))) == 4
+    assert not list((tmp_path / "results" / "runs").rglob("*.part"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"envs": ["NoSuchEnv-v0"]}, "envs: unknown environment 'NoSuchEnv-v0'"),
+        ({"algorithms": {"ppo": {"total_steps": 10}}}, "'ppo' was unexpected"),
+        ({"seeds": [-1]}, "instance['seeds'][0]"),
+        ({"seeds": []}, "instance['seeds']"),
+        ({"envs": []}, "instance['envs']"),
+    ],
+)
+def test_invalid_configs_fail_naming_the_field(tmp_path, change, message):
+    result = snakemake(tmp_path, "-n", config=write_config(tmp_path / "bad.yaml", **change), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_report_renders_every_figure_in_a_headless_browser(finished, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    snakemake(finished, "--report", "results/report.html")
+    report = finished / "results" / "report.html"
+    assert report.stat().st_size > 100_000
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(report.as_uri())
+        wait = WebDriverWait(driver, 30)
+        assert "Pendulum-v1" in wait.until(ec.presence_of_element_located((By.ID, "app"))).text
+        for name in ("sample_efficiency", "rollout_ablation", "wallclock"):
+            wait.until(ec.element_to_be_clickable((By.LINK_TEXT, "Figures"))).click()
+            row = wait.until(ec.presence_of_element_located((By.XPATH, f"//tr[td[contains(., '{name}.png')]]")))
+            row.find_element(By.CSS_SELECTOR, "a[iconname='eye']").click()
+            image = wait.until(
+                ec.presence_of_element_located((By.CSS_SELECTOR, f"img[src*='filename={name}.png']"))
+            )
+            wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
+            assert driver.execute_script("return arguments[0].naturalWidth", image) > 500
+    finally:
+        driver.quit()

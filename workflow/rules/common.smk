@@ -1,0 +1,73 @@
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
+
+from analysis.experiment import ExperimentError, RUN_DIR, runs, train_args
+
+
+FIGURES = ["sample_efficiency", "rollout_ablation", "wallclock"]
+
+try:
+    RUNS = runs(config)
+except ExperimentError as exc:
+    raise WorkflowError(f"invalid config: {exc}")
+
+DEVICES = sorted({run.device for run in RUNS})
+
+
+wildcard_constraints:
+    env=r"[A-Za-z0-9_.\-]+",
+    algo=r"mbpo|sac|sac_mbpo_utd",
+    variant=r"[a-z0-9\-]+",
+    device=r"cpu|cuda",
+    seed=r"\d+",
+
+
+def run_metadata():
+    return [f"{run.path}/metadata.json" for run in RUNS]
+
+
+def run_dirs():
+    return [run.path for run in RUNS]
+
+
+def figure_names():
+    return FIGURES + (["devices"] if len(DEVICES) > 1 else [])
+
+
+def final_outputs():
+    return [
+        "results/tables/summary.csv",
+        "results/tables/summary.md",
+        "results/tables/summary.tex",
+        *expand("results/figures/{name}.{ext}", name=figure_names(), ext=["png", "pdf"]),
+    ]
+
+
+def python(wildcards):
+    """The interpreter of a job: the conda env's under --sdm conda, else the one running snakemake."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return sys.executable
+
+
+def train_arguments(wildcards):
+    return train_args(config, wildcards.env, wildcards.algo, wildcards.variant, wildcards.device, int(wildcards.seed))
+
+
+def run_folder(wildcards):
+    return RUN_DIR.format(**wildcards)
+
+
+def gpu_jobs(wildcards):
+    return int(wildcards.device == "cuda")
+
+
+def analysis_settings(wildcards):
+    a = config["analysis"]
+    return (
+        f"--budget {a['budget']} --threshold {a['threshold']} --grid {a['grid']} "
+        f"--bootstrap-samples {a.get('bootstrap_samples', 2000)} --confidence {a.get('confidence', 0.95)} "
+        f"--seed {a.get('seed', 0)}"
+    )

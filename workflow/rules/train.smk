@@ -1,0 +1,19 @@
+rule train:
+    output:
+        eval="results/runs/{env}/{algo}/{variant}/{device}/seed{seed}/eval.csv",
+        metadata="results/runs/{env}/{algo}/{variant}/{device}/seed{seed}/metadata.json",
+    conda:
+        "../envs/mbpo.yaml"
+    log:
+        "results/logs/train/{env}/{algo}/{variant}/{device}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/{env}/{algo}/{variant}/{device}/seed{seed}.tsv"
+    params:
+        python=python,
+        args=train_arguments,
+        out=run_folder,
+    threads: 1
+    resources:
+        gpu=gpu_jobs,
+    shell:
+        "{params.python} -m mbpo train {params.args:q} --threads {threads} --out {params.out:q} --overwrite > {log:q} 2>&1"
