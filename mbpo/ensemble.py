@@ -59,8 +59,8 @@ class GaussianEnsemble:
         )
         self.bounds_grad = torch.zeros_like(self.bounds)
         decay = list(zip(self.net.weight_slices(), cfg.model_weight_decay))
-        self.opt = Adam(self.net.params, cfg.model_lr, weight_decay=decay)
-        self.bounds_opt = Adam(self.bounds, cfg.model_lr)
+        self.opt = Adam(self.net.params, self.net.grads, cfg.model_lr, weight_decay=decay)
+        self.bounds_opt = Adam(self.bounds, self.bounds_grad, cfg.model_lr)
         self.input_mean = torch.zeros(self.in_dim, device=device)
         self.input_std = torch.ones(self.in_dim, device=device)
         self.elites = torch.arange(cfg.num_elites, device=device)
@@ -119,8 +119,8 @@ class GaussianEnsemble:
         self.bounds_grad[0] = (grad_logvar * sig_b * (1.0 - sig_a)).sum(dim=(0, 1)) + BOUNDS_PENALTY
         self.bounds_grad[1] = (grad_logvar * (1.0 - sig_b)).sum(dim=(0, 1)) - BOUNDS_PENALTY
         self.net.backward(slot, torch.cat((grad_mean, grad_raw), dim=2))
-        self.opt.step(self.net.grads)
-        self.bounds_opt.step(self.bounds_grad)
+        self.opt.step()
+        self.bounds_opt.step()
         return loss
 
     @torch.no_grad()
@@ -174,7 +174,7 @@ class GaussianEnsemble:
         self.net.params.copy_(best_params)
         holdout = self.holdout_mse(hold_x, hold_y)
         self.elites = torch.argsort(holdout)[: cfg.num_elites]
-        self.elite_net = self.net.subset(self.elites)
+        self.elite_net = self.net.subset(self.elites, into=self.elite_net)
         return TrainingReport(
             epochs=epochs,
             train_size=n,

@@ -19,6 +19,7 @@ Shapes: E networks, batch B. Inputs are `E x B x in_dim`, or `B x in_dim` shared
 from __future__ import annotations
 
 import math
+
 import torch
 
 ACTIVATIONS = ("relu", "swish")
@@ -26,15 +27,21 @@ ACTIVATIONS = ("relu", "swish")
 
 class _Slot:
     """Preallocated buffers of one call site for one batch size: every layer's output (hidden
-    outputs are what backward needs), swish pre-activations, and input gradients."""
+    outputs are what backward needs), swish pre-activations, and input gradients (allocated on
+    the first backward pass, so forward-only slots such as 100k-row rollouts do not pay for them)."""
 
     def __init__(self, net: BatchedMLP, batch: int) -> None:
         e, device = net.ensemble, net.params.device
         self.batch = batch
         self.out = [torch.empty(e, batch, o, device=device) for o in net.sizes[1:]]
         self.pre = [torch.empty(e, batch, o, device=device) for o in net.sizes[1:-1]] if net.activation == "swish" else []
-        self.grad_in = [torch.empty(e, batch, i, device=device) for i in net.sizes[:-1]]
+        self.grad_in: list[torch.Tensor] = []
         self.input: torch.Tensor | None = None
+
+    def input_grads(self, net: BatchedMLP) -> list[torch.Tensor]:
+        if not self.grad_in:
+            self.grad_in = [torch.empty(net.ensemble, self.batch, i, device=net.params.device) for i in net.sizes[:-1]]
+        return self.grad_in
 
 
 class BatchedMLP:
@@ -103,10 +110,14 @@ class BatchedMLP:
         other.params.copy_(self.params)
         return other
 
-    def subset(self, members: torch.Tensor) -> BatchedMLP:
-        """A network of the chosen members only (`members`: K indices), parameters copied."""
-        other = object.__new__(BatchedMLP)
-        other._allocate(len(members), self.sizes, self.activation, self.params.device)
+    def subset(self, members: torch.Tensor, into: BatchedMLP | None = None) -> BatchedMLP:
+        """A network of the chosen members only (`members`: K indices), parameters copied;
+        `into` (a K-member network of the same shape) is refilled instead of allocating one,
+        which keeps its slot buffers."""
+        other = into
+        if other is None or other.ensemble != len(members):
+            other = object.__new__(BatchedMLP)
+            other._allocate(len(members), self.sizes, self.activation, self.params.device)
         for mine, theirs in ((self.weights, other.weights), (self.biases, other.biases)):
             for src, dst in zip(mine, theirs):
                 torch.index_select(src, 0, members, out=dst)
@@ -154,6 +165,7 @@ class BatchedMLP:
         With `input_grad`, returns dLoss/dInput as `E x R x in` (a buffer of the slot).
         """
         ws = self._slots[slot]
+        grad_in = ws.input_grads(self)
         g = grad_out
         n = grad_out.shape[1]
         for layer in range(self.num_layers - 1, -1, -1):
@@ -163,7 +175,7 @@ class BatchedMLP:
                 torch.sum(g, dim=1, keepdim=True, out=self.grad_biases[layer])
             if layer == 0 and not input_grad:
                 return None
-            g = torch.bmm(g, self.weights[layer].transpose(1, 2), out=ws.grad_in[layer][:, :n])
+            g = torch.bmm(g, self.weights[layer].transpose(1, 2), out=grad_in[layer][:, :n])
             if layer == 0:
                 return g
             if self.activation == "relu":
@@ -177,26 +189,32 @@ class BatchedMLP:
 class Adam:
     """Adam (Kingma & Ba 2015) on one flat parameter tensor, numerically as `torch.optim.Adam`.
 
-    One fused kernel per step (the one `torch.optim.Adam(fused=True)` uses, on CPU and CUDA)
-    instead of six passes over the parameters. `weight_decay` optionally maps slices of the flat
-    tensor to L2 coefficients (`grad += decay * param`, torch.optim.Adam's `weight_decay`),
-    applied inside the same kernel; slices not named get none.
+    `grads` is the flat gradient buffer the owner fills before each `step` (fixed, so every view
+    the kernel needs is built once). One fused kernel per step (the one
+    `torch.optim.Adam(fused=True)` uses, on CPU and CUDA) instead of six passes over the
+    parameters. `weight_decay` optionally maps slices of the flat tensor to L2 coefficients
+    (`grad += decay * param`, torch.optim.Adam's `weight_decay`), applied inside the same kernel;
+    slices not named get none.
     """
 
     def __init__(
         self,
         params: torch.Tensor,
+        grads: torch.Tensor,
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: list[tuple[slice, float]] | None = None,
     ) -> None:
-        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.params, self.grads, self.lr, self.betas, self.eps = params, grads, lr, betas, eps
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
         # the step count lives in a tensor, as the fused kernel reads it there (no host sync on CUDA)
         self._step = torch.zeros((), dtype=torch.float32, device=params.device)
-        self._groups = self._group_slices(params.numel(), weight_decay or [])
+        self._groups = [
+            (decay, [[t[p] for p in parts] for t in (params, grads, self.exp_avg, self.exp_avg_sq)], [self._step] * len(parts))
+            for decay, parts in self._group_slices(params.numel(), weight_decay or [])
+        ]
 
     @staticmethod
     def _group_slices(total: int, decays: list[tuple[slice, float]]) -> list[tuple[float, list[slice]]]:
@@ -216,12 +234,12 @@ class Adam:
     def steps(self) -> int:
         return int(self._step.item())
 
-    def step(self, grads: torch.Tensor) -> None:
+    def step(self) -> None:
+        """One Adam step from the current contents of `grads`."""
         self._step += 1
-        for decay, parts in self._groups:
+        beta1, beta2 = self.betas
+        for decay, (params, grads, exp_avg, exp_avg_sq), steps in self._groups:
             torch._fused_adam_(
-                [self.params[p] for p in parts], [grads[p] for p in parts], [self.exp_avg[p] for p in parts],
-                [self.exp_avg_sq[p] for p in parts], [], [self._step] * len(parts),
-                lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=decay, eps=self.eps,
-                amsgrad=False, maximize=False,
+                params, grads, exp_avg, exp_avg_sq, [], steps, lr=self.lr, beta1=beta1, beta2=beta2,
+                weight_decay=decay, eps=self.eps, amsgrad=False, maximize=False,
             )  # fmt: skip

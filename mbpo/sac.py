@@ -70,9 +70,9 @@ class SAC:
         self.critic_target = self.critic.copy()
         self.log_alpha = torch.full((1,), math.log(cfg.init_alpha), device=device)
         self._alpha_grad = torch.zeros(1, device=device)
-        self.actor_opt = Adam(self.actor.params, cfg.actor_lr)
-        self.critic_opt = Adam(self.critic.params, cfg.critic_lr)
-        self.alpha_opt = Adam(self.log_alpha, cfg.alpha_lr)
+        self.actor_opt = Adam(self.actor.params, self.actor.grads, cfg.actor_lr)
+        self.critic_opt = Adam(self.critic.params, self.critic.grads, cfg.critic_lr)
+        self.alpha_opt = Adam(self.log_alpha, self._alpha_grad, cfg.alpha_lr)
         low = torch.as_tensor(action_low, dtype=torch.float32, device=device)
         high = torch.as_tensor(action_high, dtype=torch.float32, device=device)
         self.action_scale = (high - low) / 2
@@ -154,7 +154,7 @@ class SAC:
         q = self.critic.forward(obs_action, "q")
         td = q.sub_(target.view(1, n, 1))
         self.critic.backward("q", td.mul(2.0 / n))
-        self.critic_opt.step(self.critic.grads)
+        self.critic_opt.step()
 
         # actor: loss = mean_b (alpha log p(a|s) - min_j Q_j(s, a)),  a ~ pi(.|s) reparameterised
         q_pi = self.critic.forward(torch.cat((obs, pi.action), dim=1), "pi")
@@ -173,13 +173,13 @@ class SAC:
             torch.addcmul(torch.ones_like(pi.tanh_pre_log_std), pi.tanh_pre_log_std, pi.tanh_pre_log_std, value=-1.0)
         )
         self.actor.backward("pi", torch.cat((grad_u, grad_pre), dim=1).unsqueeze(0), rows=slice(n, None))
-        self.actor_opt.step(self.actor.grads)
+        self.actor_opt.step()
 
         # temperature: loss = -log_alpha * mean_b (log p + target_entropy)
         if self.cfg.learn_alpha:
             torch.mean(pi.logp, dim=0, keepdim=True, out=self._alpha_grad)
             self._alpha_grad.add_(self.target_entropy).neg_()
-            self.alpha_opt.step(self._alpha_grad)
+            self.alpha_opt.step()
 
         self.critic_target.params.lerp_(self.critic.params, self.cfg.tau)
         self.updates += 1

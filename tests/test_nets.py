@@ -71,11 +71,13 @@ def test_adam_matches_torch_optim():
     gen = torch.Generator().manual_seed(0)
     p = torch.randn(50, generator=gen)
     ref = p.clone().requires_grad_(True)
-    ours = Adam(p, lr=1e-2)
+    grads = torch.zeros(50)
+    ours = Adam(p, grads, lr=1e-2)
     theirs = torch.optim.Adam([ref], lr=1e-2)
     for _ in range(20):
         g = torch.randn(50, generator=gen)
-        ours.step(g)
+        grads.copy_(g)
+        ours.step()
         ref.grad = g.clone()
         theirs.step()
     torch.testing.assert_close(p, ref.detach(), atol=1e-6, rtol=1e-6)
@@ -102,6 +104,11 @@ def test_subset_computes_the_chosen_members():
     members = torch.tensor([3, 0])
     sub = net.subset(members)
     torch.testing.assert_close(sub.forward(x, "all"), full[members])
+    buffer = sub.forward(x, "all").data_ptr()
+    net.params.add_(1.0)
+    again = net.subset(torch.tensor([1, 4]), into=sub)
+    assert again is sub and sub.forward(x, "all").data_ptr() == buffer  # refilled, slots kept
+    torch.testing.assert_close(sub.forward(x, "all"), net.forward(x, "all")[[1, 4]])
 
 
 def test_adam_weight_decay_groups_match_torch_optim_param_groups():
@@ -113,10 +120,12 @@ def test_adam_weight_decay_groups_match_torch_optim_param_groups():
         [{"params": [refs[0]], "weight_decay": 0.1}, {"params": [refs[1]], "weight_decay": 0.0},
          {"params": [refs[2]], "weight_decay": 0.3}], lr=1e-2,
     )  # fmt: skip
-    ours = Adam(p, lr=1e-2, weight_decay=[(slice(20, 30), 0.3), (slice(0, 10), 0.1)])
+    grads = torch.zeros(30)
+    ours = Adam(p, grads, lr=1e-2, weight_decay=[(slice(20, 30), 0.3), (slice(0, 10), 0.1)])
     for _ in range(10):
         g = torch.randn(30, generator=gen)
-        ours.step(g)
+        grads.copy_(g)
+        ours.step()
         for ref, part in zip(refs, g.split(10)):
             ref.grad = part.clone()
         theirs.step()

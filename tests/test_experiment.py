@@ -1,0 +1,76 @@
+"""The experiment model behind the Snakefile, and the figure only a GPU machine produces."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import experiment, figures
+from analysis.experiment import ExperimentError, Run, rollout_flag, rollout_variant, runs, train_args
+
+CONFIG = {
+    "envs": ["Pendulum-v1"],
+    "seeds": [0, 3],
+    "devices": ["cpu"],
+    "evaluation": {"every": 100, "episodes": 3},
+    "algorithms": {
+        "mbpo": {"preset": "default", "total_steps": 500, "rollout_lengths": [1, "20,100,1,15"]},
+        "sac": {"total_steps": 900},
+        "sac_mbpo_utd": {"preset": "seed", "total_steps": 500, "updates_per_step": 10, "options": {"random_steps": 50}},
+    },
+}
+
+
+def test_runs_cover_every_combination_with_paths_from_the_identity():
+    planned = runs(CONFIG)
+    assert len(planned) == (2 + 1 + 1) * 2
+    assert Run("Pendulum-v1", "mbpo", "h20-100-1-15", "cpu", 3) in planned
+    assert Run("Pendulum-v1", "sac", "utd1", "cpu", 0).path == "results/runs/Pendulum-v1/sac/utd1/cpu/seed0"
+
+
+def test_train_args_spell_out_the_run():
+    args = train_args(CONFIG, "Pendulum-v1", "mbpo", "h20-100-1-15", "cpu", 3)
+    assert args[args.index("--rollout-length") + 1] == "20,100,1,15"
+    assert args[args.index("--algo") + 1] == "mbpo" and args[args.index("--seed") + 1] == "3"
+    control = train_args(CONFIG, "Pendulum-v1", "sac_mbpo_utd", "utd10", "cpu", 0)
+    assert control[control.index("--algo") + 1] == "sac"
+    assert control[control.index("--updates-per-step") + 1] == "10"
+    assert control[control.index("--random-steps") + 1] == "50"
+
+
+def test_rollout_variants_round_trip_and_reject_nonsense():
+    assert rollout_variant(3) == "h3" and rollout_flag("h3") == "3"
+    assert rollout_flag(rollout_variant("20,100,1,15")) == "20,100,1,15"
+    with pytest.raises(ExperimentError, match="rollout_lengths"):
+        rollout_variant("1,2")
+
+
+def test_auto_adds_cuda_only_where_torch_sees_a_gpu(monkeypatch):
+    monkeypatch.setattr(experiment, "cuda_available", lambda: False)
+    assert experiment.resolve_devices(["auto"]) == ["cpu"]
+    with pytest.raises(ExperimentError, match="devices: 'cuda' requested"):
+        experiment.resolve_devices(["cuda"])
+    monkeypatch.setattr(experiment, "cuda_available", lambda: True)
+    assert experiment.resolve_devices(["auto"]) == ["cpu", "cuda"]
+    assert experiment.resolve_devices(["cuda", "auto"]) == ["cuda", "cpu"]
+
+
+def test_unknown_env_names_the_field():
+    with pytest.raises(ExperimentError, match="envs: unknown environment 'Nope-v9'"):
+        runs({**CONFIG, "envs": ["Nope-v9"]})
+
+
+def test_device_throughput_figure():
+    summary = pd.DataFrame(
+        {
+            "env": ["Pendulum-v1"] * 4,
+            "algo": ["mbpo", "mbpo", "sac", "sac"],
+            "variant": ["h1", "h1", "utd1", "utd1"],
+            "device": ["cpu", "cuda", "cpu", "cuda"],
+            "ms_per_env_step": [10.0, 4.0, 0.5, 0.8],
+        }
+    )
+    fig = figures.devices(summary)
+    bars = [p.get_height() for p in fig.axes[0].patches if p.get_height() > 0]
+    assert sorted(bars) == pytest.approx(sorted([100.0, 250.0, 2000.0, 1250.0]))
+    assert fig.axes[0].get_ylabel() == "env steps per second (whole run)"
