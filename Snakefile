@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
+from analysis.experiment import numbers_from_command_line
+
+config.update(numbers_from_command_line(config))  # --config seeds=[0,1] arrives as strings
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

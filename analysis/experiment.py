@@ -13,6 +13,7 @@ update ratio for SAC (`utd1`).
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,21 @@ class Run:
     @property
     def path(self) -> str:
         return RUN_DIR.format(**self.__dict__)
+
+
+_NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
+
+
+def numbers_from_command_line(value: Any) -> Any:
+    """Snakemake's `--config key=[0,1]` parses every scalar as a string; turn the strings that
+    are numbers back into numbers (env ids, presets and schedules like "20,100,1,15" never are)."""
+    if isinstance(value, dict):
+        return {k: numbers_from_command_line(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [numbers_from_command_line(v) for v in value]
+    if isinstance(value, str) and _NUMBER.match(value):
+        return int(value) if re.fullmatch(r"-?\d+", value) else float(value)
+    return value
 
 
 def rollout_variant(length: str | int) -> str:

@@ -6,7 +6,15 @@ import pandas as pd
 import pytest
 
 from analysis import experiment, figures
-from analysis.experiment import ExperimentError, Run, rollout_flag, rollout_variant, runs, train_args
+from analysis.experiment import (
+    ExperimentError,
+    Run,
+    numbers_from_command_line,
+    rollout_flag,
+    rollout_variant,
+    runs,
+    train_args,
+)
 
 CONFIG = {
     "envs": ["Pendulum-v1"],
@@ -74,3 +82,12 @@ def test_device_throughput_figure():
     bars = [p.get_height() for p in fig.axes[0].patches if p.get_height() > 0]
     assert sorted(bars) == pytest.approx(sorted([100.0, 250.0, 2000.0, 1250.0]))
     assert fig.axes[0].get_ylabel() == "env steps per second (whole run)"
+
+
+def test_command_line_strings_become_numbers_where_they_are_numbers():
+    parsed = {"seeds": ["0", "12"], "analysis": {"threshold": "-250", "confidence": "0.9"},
+              "envs": ["Pendulum-v1"], "algorithms": {"mbpo": {"rollout_lengths": ["3", "20,100,1,15"]}}}  # fmt: skip
+    assert numbers_from_command_line(parsed) == {
+        "seeds": [0, 12], "analysis": {"threshold": -250, "confidence": 0.9},
+        "envs": ["Pendulum-v1"], "algorithms": {"mbpo": {"rollout_lengths": [3, "20,100,1,15"]}},
+    }  # fmt: skip

@@ -115,6 +115,11 @@ def test_adding_a_seed_runs_only_the_new_runs(finished, tmp_path):
     assert len(planned) == 4 and all("/seed2/" in line for line in out.splitlines() if "eval.csv" in line and "output:" in line)
 
 
+def test_command_line_config_overrides_work(finished):
+    out = snakemake(finished, "-n", "--config", "seeds=[0,1,2]", config=TEST_CONFIG).stdout
+    assert "/seed2/" in out and "Nothing to be done" not in out
+
+
 def test_a_failed_run_loses_no_other_result(tmp_path):
     config = yaml.safe_load(TEST_CONFIG.read_text())
     config["seeds"] = [0]
