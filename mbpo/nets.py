@@ -230,10 +230,6 @@ class Adam:
             by_decay.setdefault(0.0, []).append(slice(cursor, total))
         return list(by_decay.items())
 
-    @property
-    def steps(self) -> int:
-        return int(self._step.item())
-
     def step(self) -> None:
         """One Adam step from the current contents of `grads`."""
         self._step += 1
