@@ -18,9 +18,9 @@ from typing import Any, NoReturn, Sequence
 import torch
 
 from mbpo.config import PRESETS, SECTIONS, ConfigError, TrainConfig, build_config
-from mbpo.envs import EnvError, check_env_id, make_env
+from mbpo.envs import EnvError, make_env
 from mbpo.progress import Progress
-from mbpo.record import OutputExistsError, RunWriter, is_complete, now_iso, provenance
+from mbpo.record import OutputExistsError, RunWriter, now_iso, provenance
 from mbpo.seeding import make_generators
 from mbpo.termination import termination_fn
 from mbpo.train import streams, train
@@ -147,15 +147,12 @@ def train_command(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "quiet")}
     try:
         cfg = build_config(overrides)
-        check_env_id(cfg.run.env)
-        make_env(cfg.run.env).close()
+        make_env(cfg.run.env).close()  # unknown ids, missing extras, unusable spaces
         if cfg.run.algo == "mbpo":
             termination_fn(cfg.run.env)
     except (ConfigError, EnvError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     device = resolve_device(cfg.run.device)
-    if is_complete(args.out) and not args.overwrite:
-        raise UsageError(f"{args.out} already holds a complete run (pass --overwrite to replace it)")
 
     torch.set_num_threads(cfg.run.threads)
     # Denormal floats (tiny temperatures, Adam moments late in training) make CPU arithmetic
