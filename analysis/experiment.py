@@ -4,7 +4,8 @@ The Snakefile asks this module for the run list and for each run's `python -m mb
 arguments, so that the workflow files hold only wiring and this logic is unit-tested.
 
 A run is identified by (env, algo, variant, device, seed), which is also its folder:
-`results/runs/{env}/{algo}/{variant}/{device}/seed{seed}/`. `algo` is a key of the config's
+`{output}/runs/{env}/{algo}/{variant}/{device}/seed{seed}/`, `output` being `results` unless
+the config says otherwise (config/ci.yaml writes under `results/ci`). `algo` is a key of the config's
 `algorithms` (`mbpo`, `sac`, `sac_mbpo_utd`: SAC at MBPO's update ratio, the control); the
 variant is the rollout length for MBPO (`h1`, `h3`, `h20-100-1-15` for a schedule) and the
 update ratio for SAC (`utd1`).
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ALGORITHMS = {"mbpo": "mbpo", "sac": "sac", "sac_mbpo_utd": "sac"}  # config key -> `--algo`
-RUN_DIR = "results/runs/{env}/{algo}/{variant}/{device}/seed{seed}"
+RUN_DIR = "{output}/runs/{env}/{algo}/{variant}/{device}/seed{seed}"
+DEFAULT_OUTPUT = "results"  # the config's `output`: the folder of runs, tables, figures and logs
 
 
 class ExperimentError(ValueError):
@@ -32,6 +34,7 @@ class Run:
     variant: str
     device: str
     seed: int
+    output: str = DEFAULT_OUTPUT
 
     @property
     def path(self) -> str:
@@ -107,8 +110,9 @@ def runs(config: dict[str, Any]) -> list[Run]:
     """Every run of the experiment, in a stable order."""
     check_envs(config["envs"])
     devices = resolve_devices(config["devices"])
+    output = config.get("output", DEFAULT_OUTPUT)
     return [
-        Run(env, algo, variant, device, seed)
+        Run(env, algo, variant, device, seed, output)
         for env in config["envs"]
         for algo in config["algorithms"]
         for variant in variants(config, algo)

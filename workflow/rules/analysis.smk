@@ -2,40 +2,42 @@ rule aggregate:
     input:
         run_metadata(),
     output:
-        summary=report("results/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
-        markdown="results/tables/summary.md",
-        latex="results/tables/summary.tex",
-        curves="results/tables/curves.csv",
-        evaluations="results/tables/evaluations.csv",
+        summary=report(f"{OUT}/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
+        markdown=f"{OUT}/tables/summary.md",
+        latex=f"{OUT}/tables/summary.tex",
+        curves=f"{OUT}/tables/curves.csv",
+        evaluations=f"{OUT}/tables/evaluations.csv",
     conda:
         "../envs/mbpo.yaml"
     log:
-        "results/logs/aggregate.log",
+        f"{OUT}/logs/aggregate.log",
     params:
         python=python,
         runs=run_dirs(),
+        out=OUT,
         settings=analysis_settings,
     shell:
-        "{params.python} -m analysis.aggregate --runs {params.runs:q} --out results/tables {params.settings} > {log:q} 2>&1"
+        "{params.python} -m analysis.aggregate --runs {params.runs:q} --out {params.out:q}/tables --runs-root {params.out:q}/runs --benchmarks-root {params.out:q}/benchmarks {params.settings} > {log:q} 2>&1"
 
 
 rule figures:
     input:
-        summary="results/tables/summary.csv",
-        curves="results/tables/curves.csv",
-        evaluations="results/tables/evaluations.csv",
+        summary=f"{OUT}/tables/summary.csv",
+        curves=f"{OUT}/tables/curves.csv",
+        evaluations=f"{OUT}/tables/evaluations.csv",
     output:
         report(
-            expand("results/figures/{name}.png", name=figure_names()),
+            expand(f"{OUT}/figures/{{name}}.png", name=figure_names()),
             caption="../report/figures.rst",
             category="Figures",
         ),
-        expand("results/figures/{name}.pdf", name=figure_names()),
+        expand(f"{OUT}/figures/{{name}}.pdf", name=figure_names()),
     conda:
         "../envs/mbpo.yaml"
     log:
-        "results/logs/figures.log",
+        f"{OUT}/logs/figures.log",
     params:
         python=python,
+        out=OUT,
     shell:
-        "{params.python} -m analysis.figures --tables results/tables --out results/figures > {log:q} 2>&1"
+        "{params.python} -m analysis.figures --tables {params.out:q}/tables --out {params.out:q}/figures > {log:q} 2>&1"

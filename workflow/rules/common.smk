@@ -3,10 +3,11 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
-from analysis.experiment import ExperimentError, RUN_DIR, runs, train_args
+from analysis.experiment import DEFAULT_OUTPUT, ExperimentError, RUN_DIR, runs, train_args
 
 
 FIGURES = ["sample_efficiency", "rollout_ablation", "wallclock"]
+OUT = config.get("output", DEFAULT_OUTPUT)  # every file the workflow writes lies under it
 
 try:
     RUNS = runs(config)
@@ -38,10 +39,10 @@ def figure_names():
 
 def final_outputs():
     return [
-        "results/tables/summary.csv",
-        "results/tables/summary.md",
-        "results/tables/summary.tex",
-        *expand("results/figures/{name}.{ext}", name=figure_names(), ext=["png", "pdf"]),
+        f"{OUT}/tables/summary.csv",
+        f"{OUT}/tables/summary.md",
+        f"{OUT}/tables/summary.tex",
+        *expand(f"{OUT}/figures/{{name}}.{{ext}}", name=figure_names(), ext=["png", "pdf"]),
     ]
 
 
@@ -57,7 +58,7 @@ def train_arguments(wildcards):
 
 
 def run_folder(wildcards):
-    return RUN_DIR.format(**wildcards)
+    return RUN_DIR.format(output=OUT, **wildcards)
 
 
 def gpu_jobs(wildcards):

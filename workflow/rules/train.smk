@@ -1,13 +1,13 @@
 rule train:
     output:
-        eval="results/runs/{env}/{algo}/{variant}/{device}/seed{seed}/eval.csv",
-        metadata="results/runs/{env}/{algo}/{variant}/{device}/seed{seed}/metadata.json",
+        eval=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/eval.csv",
+        metadata=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/metadata.json",
     conda:
         "../envs/mbpo.yaml"
     log:
-        "results/logs/train/{env}/{algo}/{variant}/{device}/seed{seed}.log",
+        f"{OUT}/logs/train/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/{env}/{algo}/{variant}/{device}/seed{seed}.tsv"
+        f"{OUT}/benchmarks/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}.tsv"
     params:
         python=python,
         args=train_arguments,
