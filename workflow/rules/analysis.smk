@@ -14,10 +14,12 @@ rule aggregate:
     params:
         python=python,
         runs=run_dirs(),
-        out=OUT,
+        tables=lambda wildcards, output: Path(output.summary).parent,
+        runs_root=lambda wildcards, output: Path(output.summary).parent.parent / "runs",
+        benchmarks_root=lambda wildcards, output: Path(output.summary).parent.parent / "benchmarks",
         settings=analysis_settings,
     shell:
-        "{params.python} -m analysis.aggregate --runs {params.runs:q} --out {params.out:q}/tables --runs-root {params.out:q}/runs --benchmarks-root {params.out:q}/benchmarks {params.settings} > {log:q} 2>&1"
+        "{params.python} -m analysis.aggregate --runs {params.runs:q} --out {params.tables:q} --runs-root {params.runs_root:q} --benchmarks-root {params.benchmarks_root:q} {params.settings} > {log:q} 2>&1"
 
 
 rule figures:
@@ -38,6 +40,7 @@ rule figures:
         f"{OUT}/logs/figures.log",
     params:
         python=python,
-        out=OUT,
+        tables=lambda wildcards, input: Path(input.summary).parent,
+        figures=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "{params.python} -m analysis.figures --tables {params.out:q}/tables --out {params.out:q}/figures > {log:q} 2>&1"
+        "{params.python} -m analysis.figures --tables {params.tables:q} --out {params.figures:q} > {log:q} 2>&1"
