@@ -1,0 +1,301 @@
+"""Compare a candidate's returns with a committed reference: a regression check for CI.
+
+    python -m analysis.regress --reference results/reference --candidate results/ci [--exact]
+
+For every (env, algo, variant) of the reference, and each of two metrics per run,
+- `final`: the run's mean evaluation return over the last quarter of its env steps, and
+- `auc`: the area under its evaluation curve over its whole budget, divided by the budget
+  (the average return while learning: a slower learner scores lower),
+a one-sided permutation test of the difference in mean over seeds (analysis.stats.
+permutation_shift_test) asks whether the candidate is worse than the reference by more than
+`--margin`. `--alpha` is the family-wise false-alarm rate of the whole check: each of the k
+tests runs at alpha / k (Bonferroni), so an unchanged code base fails with probability at most
+alpha whatever the distribution of returns. The interval is the shift's 1 - 2 alpha / k
+confidence interval from inverting the same test: "regression" exactly when its upper end is
+below -margin, "improved" when its lower end is above +margin (then consider refreshing the
+reference), else "pass".
+
+`--exact` additionally requires every reference run's files to be byte-identical in the
+candidate apart from wall-clock columns (the same seeds, device and thread count on the same
+kind of CPU give identical runs), and names the first differing row.
+
+Writes the table as markdown (and CSV) next to the candidate's runs, prints it, and exits 0 on
+pass, 1 on a regression, a missing group or an exact mismatch, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.runs import RunFolderError, identity, load_runs, metadata, run_scores
+from analysis.stats import normalized_auc, permutation_shift_test
+
+KEY = ["env", "algo", "variant"]
+METRICS = {
+    "final": "mean return over the last quarter of the run",
+    "auc": "area under the return curve / budget",
+}
+FINAL_FRACTION = 0.25
+TIMING_COLUMNS = {"wall_seconds", "seconds"}  # clock readings: never reproducible
+RUN_FILES = ("eval.csv", "train.csv", "model.csv", "rollouts.csv")
+PROVENANCE = "reference.json"
+# config fields that may differ between reference and candidate runs of the same group
+FREE_FIELDS = {("run", "seed"), ("run", "device"), ("run", "threads")}
+
+
+class RegressError(ValueError):
+    """Bad input: the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class RunSet:
+    root: Path
+    runs: dict[tuple, Path]  # (env, algo, variant, device, seed) -> run folder
+
+
+def find_runs(root: Path) -> RunSet:
+    """Every complete run under `root` (or under `root/runs` when it exists)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RegressError(f"{root} is not a folder")
+    base = root / "runs" if (root / "runs").is_dir() else root
+    runs: dict[tuple, Path] = {}
+    for meta_path in sorted(base.rglob("metadata.json")):
+        run_dir = meta_path.parent
+        try:
+            ident = identity(run_dir)
+        except RunFolderError:
+            continue  # an unfinished run: not a result (warned about below)
+        runs[tuple(ident[k] for k in [*KEY, "device", "seed"])] = run_dir
+    unfinished = [p.parent for p in base.rglob("eval.csv.part")]
+    if unfinished:
+        print(f"warning: {len(unfinished)} unfinished run(s) under {base} ignored, e.g. {unfinished[0]}", file=sys.stderr)
+    if not runs:
+        raise RegressError(f"no complete runs under {base}")
+    return RunSet(root, runs)
+
+
+def comparable_config(run_dir: Path) -> dict:
+    """The run's resolved config without the fields that may differ (seed, device, threads)."""
+    config = metadata(run_dir)["config"]
+    return {
+        (section, name): value
+        for section, values in config.items()
+        for name, value in values.items()
+        if (section, name) not in FREE_FIELDS
+    }
+
+
+def check_configs(reference: RunSet, candidate: RunSet) -> None:
+    """Every run of a group must have been made with the reference's config for that group."""
+    expected: dict[tuple, tuple[dict, Path]] = {}
+    for ident, run_dir in reference.runs.items():
+        expected.setdefault(ident[:3], (comparable_config(run_dir), run_dir))
+    for ident, run_dir in candidate.runs.items():
+        if ident[:3] not in expected:
+            continue
+        want, ref_dir = expected[ident[:3]]
+        got = comparable_config(run_dir)
+        diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+        if diff:
+            shown = ", ".join(f"{s}.{n}: reference {want.get((s, n))!r}, candidate {got.get((s, n))!r}" for s, n in diff[:4])
+            raise RegressError(
+                f"{run_dir} was not made with the reference's config ({shown}); compare like with like, or "
+                f"refresh the reference on purpose (README: Regression check on returns)"
+            )
+
+
+def run_metrics(runs: RunSet) -> pd.DataFrame:
+    """One row per run: identity, `final` and `auc`."""
+    scores = run_scores(load_runs(list(runs.runs.values())))
+    rows = []
+    for ident, run in scores.groupby(["env", "algo", "variant", "device", "seed"], sort=True):
+        run = run.sort_values("env_step")
+        steps, values = run.env_step.to_numpy(dtype=float), run.score.to_numpy()
+        last = steps[-1]
+        final = values[steps >= (1.0 - FINAL_FRACTION) * last].mean()
+        auc = float(normalized_auc(steps, values)) if steps.size > 1 else float(values[-1])
+        rows.append([*ident, final, auc])
+    return pd.DataFrame(rows, columns=["env", "algo", "variant", "device", "seed", "final", "auc"])
+
+
+def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, allow_subset: bool) -> pd.DataFrame:
+    """The table: one row per candidate group and metric, plus rows for missing groups."""
+    ref_groups = {k: g for k, g in ref.groupby(KEY, sort=True)}
+    cand_groups = {k: g for k, g in cand.groupby([*KEY, "device"], sort=True)}
+    unknown = sorted({k[:3] for k in cand_groups} - ref_groups.keys())
+    if unknown:
+        raise RegressError(f"the candidate has runs the reference lacks: {', '.join('/'.join(k) for k in unknown)}")
+    tests = len(cand_groups) * len(METRICS)
+    level = alpha / tests
+    rows = []
+    for key, group in cand_groups.items():
+        reference = ref_groups[key[:3]]
+        for metric in METRICS:
+            smallest_p = 1.0 / math.comb(len(reference) + len(group), len(group))
+            if smallest_p > level:
+                raise RegressError(
+                    f"{'/'.join(key)}: with {len(reference)} reference and {len(group)} candidate seeds no "
+                    f"p-value can fall below {smallest_p:.3g} > {level:.3g} (alpha {alpha} over {tests} tests): "
+                    f"the check could never fail; use more seeds"
+                )
+            test = permutation_shift_test(reference[metric].to_numpy(), group[metric].to_numpy(), level, margin)
+            if test.p_worse <= level:
+                verdict = "regression"
+            elif test.p_better <= level:
+                verdict = "improved"
+            else:
+                verdict = "pass"
+            rows.append({
+                **dict(zip([*KEY, "device"], key)), "metric": metric,
+                "ref_seeds": len(reference), "cand_seeds": len(group),
+                "reference": reference[metric].mean(), "candidate": group[metric].mean(),
+                "difference": test.difference, "ci_low": test.low, "ci_high": test.high,
+                "p_value": test.p_worse, "verdict": verdict,
+            })  # fmt: skip
+    table = pd.DataFrame(rows)
+    missing = sorted(set(ref_groups) - {k[:3] for k in cand_groups})
+    if missing and not allow_subset:
+        extra = pd.DataFrame([{**dict(zip(KEY, k)), "device": "-", "metric": "-", "verdict": "missing"} for k in missing])
+        table = pd.concat([table, extra], ignore_index=True)
+    table.attrs.update(level=level, tests=tests)
+    return table
+
+
+# ---- --exact ----------------------------------------------------------------------------------
+
+
+def first_difference(ref_file: Path, cand_file: Path) -> str | None:
+    """None when the two CSV files agree apart from timing columns; else the first differing row."""
+    if not cand_file.is_file():
+        return f"{cand_file} is missing"
+    with open(ref_file, newline="") as f:
+        ref_rows = list(csv.reader(f))
+    with open(cand_file, newline="") as f:
+        cand_rows = list(csv.reader(f))
+    if ref_rows[:1] != cand_rows[:1]:
+        return f"{cand_file}: header {cand_rows[:1]} differs from the reference's {ref_rows[:1]}"
+    header = ref_rows[0]
+    keep = [i for i, name in enumerate(header) if name not in TIMING_COLUMNS]
+    for line, (r, c) in enumerate(zip(ref_rows[1:], cand_rows[1:]), start=2):
+        for i in keep:
+            if r[i] != c[i]:
+                where = ", ".join(f"{header[j]}={r[j]}" for j in keep[:2])
+                return f"{cand_file} line {line} ({where}): {header[i]} = {c[i]}, reference {r[i]}"
+    if len(ref_rows) != len(cand_rows):
+        return f"{cand_file} has {len(cand_rows) - 1} rows, the reference {len(ref_rows) - 1}"
+    return None
+
+
+def exact_differences(reference: RunSet, candidate: RunSet) -> list[str]:
+    problems = []
+    for ident, ref_dir in sorted(reference.runs.items()):
+        cand_dir = candidate.runs.get(ident)
+        name = "/".join(map(str, ident[:4])) + f"/seed{ident[4]}"
+        if cand_dir is None:
+            problems.append(f"{name}: no such run in the candidate")
+            continue
+        for file in RUN_FILES:
+            if (ref_dir / file).is_file():
+                diff = first_difference(ref_dir / file, cand_dir / file)
+                if diff:
+                    problems.append(diff)
+                    break
+    return problems
+
+
+# ---- output -----------------------------------------------------------------------------------
+
+
+def provenance_line(root: Path) -> str:
+    path = Path(root) / PROVENANCE
+    if not path.is_file():
+        return f"reference: {root} (no {PROVENANCE})"
+    info = json.loads(path.read_text())
+    dirty = " (dirty)" if info.get("git_dirty") else ""
+    return (
+        f"reference: {root}, code {str(info.get('git_revision'))[:12]}{dirty}, made {info.get('created')} "
+        f"on {info.get('machine', {}).get('cpu', '?')} ({info.get('machine', {}).get('cpu_capability', '?')})"
+    )
+
+
+def render(table: pd.DataFrame, alpha: float, margin: float, header: list[str]) -> str:
+    shown = table.copy()
+    for col in ("reference", "candidate", "difference", "ci_low", "ci_high"):
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    if "p_value" in shown:
+        shown["p_value"] = shown["p_value"].map(lambda v: "" if pd.isna(v) else f"{v:.2g}")
+    for col in ("ref_seeds", "cand_seeds"):
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    shown = shown.rename(columns={"ci_low": "interval low", "ci_high": "interval high"})
+    level = table.attrs.get("level", alpha)
+    lines = [
+        *header,
+        "",
+        f"Test: one-sided permutation test of the difference in mean over seeds (candidate - reference), "
+        f"per group and metric ({'; '.join(f'{k}: {v}' for k, v in METRICS.items())}); family-wise "
+        f"alpha {alpha} over {table.attrs.get('tests', '?')} tests, so each at {level:.4g} (Bonferroni); "
+        f"margin {margin}. Interval: {100 * (1 - 2 * level):.2f}% confidence interval of the shift.",
+        "",
+        shown.to_markdown(index=False),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.regress",
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 pass, 1 regression / missing group / exact mismatch, 2 bad input.",
+    )
+    parser.add_argument("--reference", type=Path, default=Path("results/reference"), help="reference folder (default: %(default)s)")
+    parser.add_argument("--candidate", type=Path, required=True, help="folder of candidate runs, e.g. results/ci")
+    parser.add_argument("--alpha", type=float, default=0.05, help="family-wise false-alarm rate (default: %(default)s)")
+    parser.add_argument("--margin", type=float, default=0.0, help="drop in return tolerated before a regression (default: %(default)s)")
+    parser.add_argument("--exact", action="store_true", help="also require byte-identical runs (timing columns aside)")
+    parser.add_argument("--subset", action="store_true", help="compare only the groups the candidate has (no 'missing')")
+    parser.add_argument("--out", type=Path, help="markdown table (default: CANDIDATE/regression.md; CSV next to it)")
+    args = parser.parse_args(argv)
+    if not 0.0 < args.alpha < 0.5:
+        parser.error(f"--alpha must be in (0, 0.5), got {args.alpha}")
+    if args.margin < 0:
+        parser.error(f"--margin must be >= 0, got {args.margin}")
+    try:
+        reference, candidate = find_runs(args.reference), find_runs(args.candidate)
+        check_configs(reference, candidate)
+        table = compare(run_metrics(reference), run_metrics(candidate), args.alpha, args.margin, args.subset)
+    except (RegressError, RunFolderError, OSError, KeyError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    header = [f"# Regression check: {args.candidate} against the reference", "", provenance_line(args.reference)]
+    problems = exact_differences(reference, candidate) if args.exact else []
+    if args.exact:
+        header += ["", "Exact: " + ("every reference run is byte-identical (timing columns aside)" if not problems
+                                    else f"{len(problems)} run(s) differ; first: {problems[0]}")]  # fmt: skip
+    text = render(table, args.alpha, args.margin, header)
+    out = args.out or Path(args.candidate) / "regression.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    print(text, end="")
+    failed = sorted(set(table.verdict) & {"regression", "missing"})
+    if failed or problems:
+        reasons = [*failed, *(["not byte-identical"] if problems else [])]
+        print(f"{parser.prog}: FAIL ({', '.join(reasons)}); table: {out}", file=sys.stderr)
+        return 1
+    print(f"{parser.prog}: pass; table: {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The regression check: its permutation test against brute force and its false-alarm rate, and
+the command's verdicts, table and answers to bad input on synthetic run folders."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import regress
+from analysis.stats import permutation_shift_test
+
+
+def brute_force_p(reference, candidate, shift, tail):
+    """The permutation p-value by definition: relabel the pool (candidate - shift, reference)
+    every possible way and count statistics at least as extreme as the observed one."""
+    y = np.asarray(candidate, float) - shift
+    x = np.asarray(reference, float)
+    pool, m = np.concatenate([y, x]), len(y)
+    observed = y.mean() - x.mean()
+    count = total = 0
+    for chosen in itertools.combinations(range(len(pool)), m):
+        mask = np.zeros(len(pool), bool)
+        mask[list(chosen)] = True
+        t = pool[mask].mean() - pool[~mask].mean()
+        count += (t <= observed + 1e-9) if tail == "worse" else (t >= observed - 1e-9)
+        total += 1
+    return count / total
+
+
+@pytest.mark.parametrize("n_ref,n_cand,seed", [(4, 5, 0), (5, 5, 1), (6, 3, 2)])
+def test_permutation_test_matches_brute_force_and_its_interval_is_the_inverted_test(n_ref, n_cand, seed):
+    rng = np.random.default_rng(seed)
+    ref, cand = rng.normal(0, 10, n_ref), rng.normal(-8, 10, n_cand)
+    alpha = 0.1
+    test = permutation_shift_test(ref, cand, alpha)
+    assert test.exact and test.permutations == len(list(itertools.combinations(range(n_ref + n_cand), n_cand)))
+    assert test.difference == pytest.approx(cand.mean() - ref.mean())
+    for shift in (-20.0, -5.0, 0.0, 3.0, 12.0):
+        moved = permutation_shift_test(ref, cand, alpha, margin=-shift)  # tests "shift >= shift"
+        assert moved.p_worse == pytest.approx(brute_force_p(ref, cand, shift, "worse"))
+        assert permutation_shift_test(ref, cand, alpha, margin=shift).p_better == pytest.approx(
+            brute_force_p(ref, cand, shift, "better")
+        )
+    # the upper end is the largest shift the one-sided test does not reject, the lower end likewise
+    assert brute_force_p(ref, cand, test.high, "worse") > alpha
+    assert brute_force_p(ref, cand, test.high + 1e-6, "worse") <= alpha
+    assert brute_force_p(ref, cand, test.low, "better") > alpha
+    assert brute_force_p(ref, cand, test.low - 1e-6, "better") <= alpha
+    assert test.low <= test.difference <= test.high
+
+
+def test_identical_samples_pass_and_a_large_drop_is_caught():
+    ref = np.array([-150.0, -170.0, -140.0, -400.0, -160.0, -155.0, -145.0, -300.0])
+    same = permutation_shift_test(ref, ref.copy(), 0.0125)
+    assert same.difference == 0 and same.p_worse > 0.5 and same.p_better > 0.5
+    assert same.low < 0 < same.high
+    worse = permutation_shift_test(ref, ref - 300, 0.0125)
+    assert worse.p_worse < 0.0125 and worse.high < 0
+
+
+def test_false_alarm_rate_is_at_most_alpha_for_skewed_returns():
+    """Exchangeable runs (no change): rejections at rate <= alpha, here for a heavy-tailed,
+    bimodal return distribution like early learning curves (some seeds fail)."""
+    rng = np.random.default_rng(0)
+    alpha, trials = 0.05, 2000
+    rejections = 0
+    for _ in range(trials):
+        draw = np.where(rng.random(12) < 0.3, rng.normal(-1200, 150, 12), rng.normal(-170, 25, 12))
+        rejections += permutation_shift_test(draw[:6], draw[6:], alpha).p_worse <= alpha
+    rate = rejections / trials
+    assert rate <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / trials), rate
+
+
+def test_sampled_permutations_are_seeded_and_close_to_exact():
+    rng = np.random.default_rng(3)
+    ref, cand = rng.normal(0, 1, 9), rng.normal(-1, 1, 9)
+    exact = permutation_shift_test(ref, cand, 0.05)
+    sampled = permutation_shift_test(ref, cand, 0.05, max_exact=1000, samples=20_000, seed=1)
+    again = permutation_shift_test(ref, cand, 0.05, max_exact=1000, samples=20_000, seed=1)
+    assert exact.exact and not sampled.exact and sampled == again
+    assert sampled.p_worse == pytest.approx(exact.p_worse, abs=0.01)
+    assert sampled.high == pytest.approx(exact.high, abs=0.1)
+
+
+# ---- the command on synthetic runs ----------------------------------------------------------
+
+CONFIG = {
+    "run": {"algo": "sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 1000, "device": "cpu", "threads": 1},
+    "sac": {"gamma": 0.98},
+}
+
+
+def make_run(root: Path, algo: str, variant: str, seed: int, curve: np.ndarray, gamma: float = 0.98) -> Path:
+    run = root / "runs" / "Pendulum-v1" / algo / variant / "cpu" / f"seed{seed}"
+    run.mkdir(parents=True)
+    steps = np.arange(len(curve)) * 250
+    rows = [(s, k, r + k, 200, 0.1 * i + 0.01 * seed) for i, (s, r) in enumerate(zip(steps, curve)) for k in range(2)]
+    pd.DataFrame(rows, columns=["env_step", "episode", "return", "length", "wall_seconds"]).to_csv(run / "eval.csv", index=False)
+    config = json.loads(json.dumps(CONFIG))
+    config["run"].update(algo=algo, seed=seed)
+    config["sac"]["gamma"] = gamma
+    meta = {"algo": algo, "env": "Pendulum-v1", "seed": seed, "device": "cpu", "config": config, "status": "complete"}
+    (run / "metadata.json").write_text(json.dumps(meta))
+    return run
+
+
+def make_set(root: Path, shift: float = 0.0, seeds=range(8), groups=(("mbpo", "h1"), ("sac", "utd1")), **kw) -> Path:
+    for algo, variant in groups:
+        for seed in seeds:
+            noise = 20.0 * np.sin(seed * 1.7 + len(algo))
+            curve = np.array([-1400.0, -900.0, -400.0, -200.0, -170.0]) + noise + shift
+            make_run(root, algo, variant, seed, curve, **kw)
+    return root
+
+
+@pytest.fixture()
+def reference(tmp_path):
+    return make_set(tmp_path / "reference")
+
+
+def run_regress(capsys, *args):
+    code = regress.main([*map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_unchanged_runs_pass_exactly_and_the_table_is_written(reference, tmp_path, capsys):
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    code, out, err = run_regress(capsys, "--reference", reference, "--candidate", candidate, "--exact")
+    assert code == 0, err
+    assert "byte-identical" in out and "pass" in err
+    table = pd.read_csv(candidate / "regression.csv")
+    assert len(table) == 4 and set(table.verdict) == {"pass"} and (table.difference == 0).all()
+    assert (candidate / "regression.md").read_text().count("| pass") == 4
+    assert "each at 0.0125 (Bonferroni)" in out  # alpha 0.05 over 2 groups x 2 metrics
+
+
+def test_a_drop_is_a_regression_and_a_gain_an_improvement(reference, tmp_path, capsys):
+    worse = make_set(tmp_path / "worse", shift=-100.0, seeds=range(100, 108))
+    code, out, err = run_regress(capsys, "--reference", reference, "--candidate", worse)
+    assert code == 1 and "FAIL (regression)" in err
+    table = pd.read_csv(worse / "regression.csv")
+    assert set(table.verdict) == {"regression"} and (table.ci_high < 0).all()
+    better = make_set(tmp_path / "better", shift=100.0, seeds=range(100, 108))
+    code, _, _ = run_regress(capsys, "--reference", reference, "--candidate", better)
+    assert code == 0 and set(pd.read_csv(better / "regression.csv").verdict) == {"improved"}
+    # a margin larger than the drop tolerates it
+    code, _, _ = run_regress(capsys, "--reference", reference, "--candidate", worse, "--margin", "150")
+    assert code == 0
+
+
+def test_missing_group_fails_unless_subset(reference, tmp_path, capsys):
+    only_sac = make_set(tmp_path / "sac", groups=(("sac", "utd1"),))
+    code, out, err = run_regress(capsys, "--reference", reference, "--candidate", only_sac)
+    assert code == 1 and "missing" in err and "| missing" in out
+    code, out, _ = run_regress(capsys, "--reference", reference, "--candidate", only_sac, "--subset")
+    assert code == 0 and "each at 0.025" in out  # two tests only
+
+
+def test_exact_names_the_first_differing_row(reference, tmp_path, capsys):
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    eval_csv = candidate / "runs/Pendulum-v1/sac/utd1/cpu/seed3/eval.csv"
+    frame = pd.read_csv(eval_csv)
+    frame.loc[5, "return"] += 0.5
+    frame["wall_seconds"] += 7.0  # clock readings never count
+    frame.to_csv(eval_csv, index=False)
+    code, out, err = run_regress(capsys, "--reference", reference, "--candidate", candidate, "--exact")
+    assert code == 1 and "not byte-identical" in err
+    assert "seed3/eval.csv line 7 (env_step=500, episode=1): return = " in out
+    code, _, _ = run_regress(capsys, "--reference", reference, "--candidate", candidate)
+    assert code == 0  # statistically the same
+
+
+def test_bad_input_is_one_message_and_exit_2(reference, tmp_path, capsys):
+    code, _, err = run_regress(capsys, "--reference", reference, "--candidate", tmp_path / "nowhere")
+    assert code == 2 and "is not a folder" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_regress(capsys, "--reference", reference, "--candidate", tmp_path / "empty")
+    assert code == 2 and "no complete runs" in err
+    other = make_set(tmp_path / "other", gamma=0.99)
+    code, _, err = run_regress(capsys, "--reference", reference, "--candidate", other)
+    assert code == 2 and "sac.gamma: reference 0.98, candidate 0.99" in err
+    few = make_set(tmp_path / "few", seeds=range(2))
+    code, _, err = run_regress(capsys, "--reference", few, "--candidate", few)
+    assert code == 2 and "could never fail; use more seeds" in err
+    extra = make_set(tmp_path / "extra", groups=(("sac", "utd1"), ("sac", "utd5")))
+    code, _, err = run_regress(capsys, "--reference", reference, "--candidate", extra, "--subset")
+    assert code == 2 and "the reference lacks: Pendulum-v1/sac/utd5" in err
+    with pytest.raises(SystemExit) as exc:
+        regress.main(["--candidate", str(reference), "--alpha", "0.7"])
+    assert exc.value.code == 2
