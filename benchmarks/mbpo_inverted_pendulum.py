@@ -52,7 +52,7 @@ def main() -> None:
     print(f"  ms per env step, last 250 steps:                {1e3 * (clock[-1] - clock[-2]) / 250:8.2f}")
     for phase in ("update", "model", "rollout", "env", "act"):
         print(f"  {phase:>8}: {seconds[phase]:7.1f} s  ({seconds[phase] / busy:4.0%})")
-    print(f"  mbrl-lib on the reference machine: 172.6 ms per env step")
+    print("  mbrl-lib on the reference machine: 172.6 ms per env step")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,10 @@ def test_sample_draws_only_filled_rows_and_is_seeded():
 
 def test_add_batch_wraps_around_and_keeps_the_newest():
     buf = ReplayBuffer(5, obs_dim=1, act_dim=1, device=torch.device("cpu"))
-    rows = lambda lo, hi: torch.arange(lo, hi, dtype=torch.float32).unsqueeze(1).expand(-1, buf.row_dim)
+
+    def rows(lo, hi):
+        return torch.arange(lo, hi, dtype=torch.float32).unsqueeze(1).expand(-1, buf.row_dim)
+
     buf.add_batch(rows(0, 3))
     buf.add_batch(rows(3, 7))  # wraps: 5 and 6 overwrite 0 and 1
     assert buf.size == 5

@@ -31,7 +31,10 @@ def test_termination_matches_the_environment(env_id):
         next_list.append(nxt)
         flags.append(terminated)
         obs = env.reset()[0] if terminated or truncated else nxt
-    as_tensor = lambda xs: torch.from_numpy(np.asarray(xs, dtype=np.float32))
+
+    def as_tensor(xs):
+        return torch.from_numpy(np.asarray(xs, dtype=np.float32))
+
     ours = fn(as_tensor(obs_list), as_tensor(act_list), as_tensor(next_list)).numpy()
     assert (ours == np.asarray(flags)).all(), f"{(ours != np.asarray(flags)).sum()} disagreements"
     if env_id != "HalfCheetah-v5":

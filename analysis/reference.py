@@ -1,0 +1,138 @@
+"""Refresh the committed reference of the regression check, on purpose.
+
+    python -m analysis.reference [--config config/ci.yaml] [--cores all] [--to results/reference]
+
+Runs the CI experiment from scratch through the pipeline (`snakemake --forceall` with that
+config), checks that every run was made by the committed code (the revision it records), and
+replaces `--to` with: the run files (`runs/`), the summary tables (`tables/`), the config, and
+`reference.json` (code revision, versions, machine, CPU instruction set, command, date). Then
+commit the folder: the reference changes only through this command and a commit that says why.
+`--no-run` takes the config's finished runs as they are instead of re-running them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from analysis.regress import PROVENANCE, RUN_FILES, RegressError, find_runs, run_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def machine() -> dict:
+    from mbpo.record import device_name
+
+    return {
+        "cpu": device_name(torch.device("cpu")),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_count": os.cpu_count(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+    }
+
+
+def run_pipeline(config: Path, cores: str) -> None:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", cores, "--configfile", str(config),
+           "--replace-workflow-config", "--forceall"]  # fmt: skip
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+        raise RegressError("the pipeline failed (see its output above); the reference is unchanged")
+
+
+def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, command: str) -> dict:
+    """Write the new reference next to `target`, then swap it in."""
+    runs = find_runs(output / "runs")
+    for run_dir in runs.runs.values():
+        meta = json.loads((run_dir / "metadata.json").read_text())
+        if meta.get("git_revision") != revision or bool(meta.get("git_dirty")) != dirty:
+            raise RegressError(
+                f"{run_dir} was made by code {meta.get('git_revision')} (dirty {meta.get('git_dirty')}), not by "
+                f"{revision} (dirty {dirty}): re-run without --no-run"
+            )
+    new = target.with_name(target.name + ".new")
+    shutil.rmtree(new, ignore_errors=True)
+    for run_dir in runs.runs.values():
+        dest = new / "runs" / run_dir.relative_to(output / "runs")
+        dest.mkdir(parents=True)
+        for name in (*RUN_FILES, "metadata.json"):
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, dest / name)
+    (new / "tables").mkdir()
+    for name in ("summary.csv", "summary.md"):
+        if (output / "tables" / name).is_file():
+            shutil.copy2(output / "tables" / name, new / "tables" / name)
+    shutil.copy2(config, new / "config.yaml")
+    metrics = run_metrics(find_runs(new))
+    first = json.loads(next(iter(runs.runs.values())).joinpath("metadata.json").read_text())
+    info = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "config": str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
+        "git_revision": revision,
+        "git_dirty": dirty,
+        "versions": first.get("versions"),
+        "threads": first.get("threads"),
+        "machine": machine(),
+        "runs": len(runs.runs),
+        "groups": {
+            "/".join(key): {"seeds": sorted(int(s) for s in g.seed), "final_mean": g.final.mean(), "auc_mean": g.auc.mean()}
+            for key, g in metrics.groupby(["env", "algo", "variant", "device"], sort=True)
+        },
+    }
+    (new / PROVENANCE).write_text(json.dumps(info, indent=2) + "\n")
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.reference", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "ci.yaml", help="the CI experiment")
+    parser.add_argument("--cores", default="all", help="snakemake --cores (default: %(default)s)")
+    parser.add_argument("--to", type=Path, default=ROOT / "results" / "reference", help="reference folder")
+    parser.add_argument("--no-run", action="store_true", help="use the config's finished runs as they are")
+    parser.add_argument("--allow-dirty", action="store_true", help="accept uncommitted changes (recorded as dirty)")
+    args = parser.parse_args(argv)
+    try:
+        config = args.config.resolve()
+        if not config.is_file():
+            raise RegressError(f"no config file {args.config}")
+        output = ROOT / yaml.safe_load(config.read_text()).get("output", "results")
+        revision = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        if dirty and not args.allow_dirty:
+            raise RegressError("uncommitted changes: commit first, so the reference names the code that made it")
+        if not args.no_run:
+            run_pipeline(config, args.cores)
+        command = "python -m analysis.reference " + " ".join(argv if argv is not None else sys.argv[1:])
+        info = build(output, config, args.to.resolve(), revision, dirty, command.strip())
+    except (RegressError, OSError, subprocess.CalledProcessError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{parser.prog}: {info['runs']} runs of code {revision[:12]} -> {args.to}; commit it with a message that says why")
+    for group, g in info["groups"].items():
+        print(f"  {group}: {len(g['seeds'])} seeds, final {g['final_mean']:.1f}, auc {g['auc_mean']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Run `python -m mbpo train` with a real bug injected, to prove the regression check catches it.
+
+    python tests/faults.py FAULT train --algo mbpo --seed 3 ... --out DIR
+
+The bugs are made by editing one line of the real source at import time (mutation testing), so
+the code under test is the project's own code with one mistake, not a stand-in. When a line a
+fault edits is no longer in the source, the launcher stops with an error instead of silently
+running correct code (the fault must then be rewritten for the new code).
+"""
+
+from __future__ import annotations
+
+import __future__
+import inspect
+import sys
+import textwrap
+from typing import Callable
+
+from mbpo import cli, sac, train
+
+
+class FaultError(RuntimeError):
+    """A fault no longer applies to the code."""
+
+
+def mutate(owner: type, name: str, old: str, new: str) -> None:
+    """Replace `old` (which must occur exactly once) by `new` in the source of `owner.name` and
+    install the recompiled function in its place."""
+    func = getattr(owner, name)
+    source = textwrap.dedent(inspect.getsource(func))
+    if source.count(old) != 1:
+        raise FaultError(f"{owner.__name__}.{name} does not contain {old!r} exactly once: update tests/faults.py")
+    flags = __future__.annotations.compiler_flag
+    code = compile(source.replace(old, new), inspect.getsourcefile(func), "exec", flags=flags, dont_inherit=True)
+    namespace: dict = {}
+    exec(code, vars(sys.modules[func.__module__]), namespace)
+    setattr(owner, name, namespace[name])
+
+
+def model_off() -> None:
+    """MBPO with its model switched off: never fitted, no rollouts, so every policy batch is real
+    data (SAC at MBPO's update ratio)."""
+    train.ModelPhase.due = lambda self, step: False
+
+
+def broken_discount() -> None:
+    """The terminal mask inverted in the critic target: it bootstraps only from terminal states
+    (never, in Pendulum), so the critic learns the immediate reward alone."""
+    mutate(
+        sac.SAC,
+        "update",
+        "discount = terminated.mul(-self.cfg.gamma).add_(self.cfg.gamma)",
+        "discount = terminated.mul(self.cfg.gamma)",
+    )
+
+
+def wrong_logprob() -> None:
+    """The policy's log-probability without the tanh-squashing correction: the entropy the
+    temperature is tuned against, and the soft value in the critic target, are wrong."""
+    mutate(
+        sac.SAC,
+        "sample",
+        "terms = torch.nn.functional.softplus(u.mul(-2.0)).add_(u).mul_(2.0)",
+        "terms = torch.zeros_like(u)",
+    )
+
+
+FAULTS: dict[str, Callable[[], None]] = {
+    "model_off": model_off,
+    "broken_discount": broken_discount,
+    "wrong_logprob": wrong_logprob,
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in FAULTS:
+        print(f"usage: python tests/faults.py {{{','.join(FAULTS)}}} train [ARGS...]", file=sys.stderr)
+        return 2
+    FAULTS[argv[0]]()
+    return cli.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

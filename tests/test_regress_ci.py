@@ -1,0 +1,128 @@
+"""The regression check end to end: the CI experiment (config/ci.yaml) through the pipeline
+against the committed reference, the same experiment with fresh seeds, and real bugs injected
+into the code (tests/faults.py), each judged by `python -m analysis.regress`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from analysis.experiment import RUN_DIR, train_args, variants
+
+ROOT = Path(__file__).resolve().parent.parent
+CI_CONFIG = ROOT / "config" / "ci.yaml"
+REFERENCE = ROOT / "results" / "reference"
+FRESH_SEEDS = list(range(100, 110))
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str) -> None:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(CI_CONFIG), "--replace-workflow-config", "--cores", "2", *args]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    assert result.returncode == 0, f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+
+def regress(candidate: Path, *args: str) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
+    cmd = [sys.executable, "-m", "analysis.regress", "--reference", str(REFERENCE), "--candidate", str(candidate), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode in (0, 1), result.stderr
+    return result, pd.read_csv(candidate / "regression.csv")
+
+
+def same_kind_of_machine() -> bool:
+    """Byte-identical CPU runs need the reference's torch build and CPU instruction set."""
+    info = json.loads((REFERENCE / "reference.json").read_text())
+    return (
+        info["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+        and info["versions"]["torch"] == torch.__version__
+    )
+
+
+def test_the_reference_is_complete_and_says_what_made_it():
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    info = json.loads((REFERENCE / "reference.json").read_text())
+    assert yaml.safe_load((REFERENCE / "config.yaml").read_text()) == config  # made from today's config
+    assert len(info["git_revision"]) == 40 and info["git_dirty"] is False
+    assert info["runs"] == len(config["seeds"]) * len(config["algorithms"])
+    for algo in config["algorithms"]:
+        for seed in config["seeds"]:
+            run = REFERENCE / "runs" / "Pendulum-v1" / algo / variants(config, algo)[0] / "cpu" / f"seed{seed}"
+            assert json.loads((run / "metadata.json").read_text())["git_revision"] == info["git_revision"]
+    assert (REFERENCE / "tables" / "summary.md").is_file()
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("ci")
+    snakemake(workdir)
+    return workdir / "results" / "ci"
+
+
+def test_ci_experiment_through_the_pipeline_passes_against_the_reference(ci_run):
+    result, table = regress(ci_run)
+    assert result.returncode == 0, result.stdout
+    assert set(table.verdict) == {"pass"} and len(table) == 4
+    assert (ci_run / "regression.md").read_text().startswith("# Regression check")
+    if same_kind_of_machine():
+        result, _ = regress(ci_run, "--exact")
+        assert result.returncode == 0, result.stdout  # same seeds, same code: the same runs, byte for byte
+
+
+def test_fresh_seeds_pass(tmp_path):
+    snakemake(tmp_path, "--config", f"seeds=[{','.join(map(str, FRESH_SEEDS))}]")
+    result, table = regress(tmp_path / "results" / "ci")
+    assert result.returncode == 0, result.stdout
+    assert set(table.verdict) <= {"pass", "improved"}
+    result, _ = regress(tmp_path / "results" / "ci", "--exact")
+    assert result.returncode == 1 and "no such run in the candidate" in result.stdout
+
+
+def faulty_candidate(fault: str, algo: str, workdir: Path) -> Path:
+    """The CI experiment with `fault` injected into `algo`'s runs; the other algorithm's runs
+    are the reference's own (the fault does not touch them, or we do not ask)."""
+    config = {**yaml.safe_load(CI_CONFIG.read_text()), "output": str(workdir)}
+    variant = variants(config, algo)[0]
+    commands = []
+    for seed in config["seeds"]:
+        out = RUN_DIR.format(output=workdir, env="Pendulum-v1", algo=algo, variant=variant, device="cpu", seed=seed)
+        args = train_args(config, "Pendulum-v1", algo, variant, "cpu", seed)
+        commands.append([sys.executable, str(ROOT / "tests" / "faults.py"), fault, "train", *args, "--quiet", "--out", out])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for result in pool.map(lambda c: subprocess.run(c, capture_output=True, text=True, timeout=900), commands):
+            assert result.returncode == 0, result.stderr[-3000:]
+    for other in (REFERENCE / "runs" / "Pendulum-v1").iterdir():
+        if other.name != algo:
+            shutil.copytree(other, workdir / "runs" / "Pendulum-v1" / other.name)
+    return workdir
+
+
+@pytest.mark.parametrize(
+    "fault,algo", [("model_off", "mbpo"), ("broken_discount", "sac"), ("wrong_logprob", "sac")]
+)
+def test_injected_bugs_are_regressions(fault, algo, tmp_path):
+    result, table = regress(faulty_candidate(fault, algo, tmp_path))
+    assert result.returncode == 1, result.stdout
+    mine = table[table.algo == algo]
+    assert (mine.verdict == "regression").any(), result.stdout
+    assert set(table[table.algo != algo].verdict) == {"pass"}
+
+
+def test_a_fault_that_no_longer_applies_is_an_error(monkeypatch):
+    sys.path.insert(0, str(ROOT / "tests"))
+    import faults
+
+    from mbpo.sac import SAC
+
+    with pytest.raises(faults.FaultError, match="does not contain"):
+        faults.mutate(SAC, "update", "this line is not in the code", "x = 1")
