@@ -118,6 +118,14 @@ def test_injected_bugs_are_regressions(fault, algo, tmp_path):
     assert set(table[table.algo != algo].verdict) == {"pass"}
 
 
+def test_a_change_that_does_not_lower_returns_is_not_a_regression(tmp_path):
+    """MBPO without model data is SAC at 10 updates per step, which learns Pendulum at least as
+    fast: a real change in code, but no regression in return, and the check must not say one."""
+    result, table = regress(faulty_candidate("no_model_data", "mbpo", tmp_path))
+    assert result.returncode == 0, result.stdout
+    assert set(table.verdict) <= {"pass", "improved"}
+
+
 def test_a_fault_that_no_longer_applies_is_an_error(monkeypatch):
     sys.path.insert(0, str(ROOT / "tests"))
     import faults
