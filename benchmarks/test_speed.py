@@ -169,6 +169,11 @@ def test_rollouts_paper_ours(benchmark, record):
 # ---- whole env steps -------------------------------------------------------------------------
 
 ENV_STEPS = {"sac": 2000, "mbpo": 600}  # 10 and 3 Pendulum episodes
+ROUNDS = {"sac": 3, "mbpo": 1}
+SEED_RUNS = {  # the seed's scripts and their arguments for the same env steps
+    "sac": ("seed_sac.py", ["--seed", "0", "--episodes", str(ENV_STEPS["sac"] // 200), "--utd", "1"]),
+    "mbpo": ("seed_mbpo.py", ["--seed", "0", "--max_episodes", str(ENV_STEPS["mbpo"] // 200)]),
+}
 
 
 def run_ours(algo: str, out, steps: int) -> None:
@@ -187,27 +192,16 @@ def run_seed(script: str, argv: list[str], monkeypatch, tmp_path) -> None:
     runpy.run_path(str(SEED_DIR / script), run_name="__main__")
 
 
-@pytest.mark.benchmark(group="env-step-sac")
-def test_env_step_sac_ours(benchmark, record, tmp_path):
-    benchmark.pedantic(run_ours, args=("sac", tmp_path / "run", ENV_STEPS["sac"]), rounds=3, iterations=1)
-    record("ours", per=ENV_STEPS["sac"])
+@pytest.mark.parametrize("algo", ["sac", "mbpo"])
+def test_env_step_ours(benchmark, record, tmp_path, algo):
+    benchmark.group = f"env-step-{algo}"
+    benchmark.pedantic(run_ours, args=(algo, tmp_path / "run", ENV_STEPS[algo]), rounds=ROUNDS[algo], iterations=1)
+    record("ours", per=ENV_STEPS[algo])
 
 
-@pytest.mark.benchmark(group="env-step-sac")
-def test_env_step_sac_seed(benchmark, record, seed_module, monkeypatch, tmp_path):
-    argv = ["--seed", "0", "--episodes", str(ENV_STEPS["sac"] // 200), "--utd", "1"]
-    benchmark.pedantic(run_seed, args=("seed_sac.py", argv, monkeypatch, tmp_path), rounds=3, iterations=1)
-    record("seed", per=ENV_STEPS["sac"])
-
-
-@pytest.mark.benchmark(group="env-step-mbpo")
-def test_env_step_mbpo_ours(benchmark, record, tmp_path):
-    benchmark.pedantic(run_ours, args=("mbpo", tmp_path / "run", ENV_STEPS["mbpo"]), rounds=1, iterations=1)
-    record("ours", per=ENV_STEPS["mbpo"])
-
-
-@pytest.mark.benchmark(group="env-step-mbpo")
-def test_env_step_mbpo_seed(benchmark, record, seed_module, monkeypatch, tmp_path):
-    argv = ["--seed", "0", "--max_episodes", str(ENV_STEPS["mbpo"] // 200)]
-    benchmark.pedantic(run_seed, args=("seed_mbpo.py", argv, monkeypatch, tmp_path), rounds=1, iterations=1)
-    record("seed", per=ENV_STEPS["mbpo"])
+@pytest.mark.parametrize("algo", ["sac", "mbpo"])
+def test_env_step_seed(benchmark, record, seed_module, monkeypatch, tmp_path, algo):
+    benchmark.group = f"env-step-{algo}"
+    script, argv = SEED_RUNS[algo]
+    benchmark.pedantic(run_seed, args=(script, argv, monkeypatch, tmp_path), rounds=ROUNDS[algo], iterations=1)
+    record("seed", per=ENV_STEPS[algo])

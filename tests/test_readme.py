@@ -32,3 +32,16 @@ def test_constraints_pin_torch_without_a_local_tag():
         line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines() if re.match(r"^[\w.-]+==", line)
     )
     assert pins["torch"] == "2.13.0"
+
+
+def test_example_ci_workflow_runs_the_readme_commands():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    assert set(workflow["jobs"]) == {"lint", "tests", "regression"}
+    runs = {job: [step.get("run", "") for step in spec["steps"]] for job, spec in workflow["jobs"].items()}
+    assert readme_commands()[1] in runs["tests"]
+    readme = (ROOT / "README.md").read_text()
+    regression = [r for r in runs["regression"] if "snakemake" in r or "analysis.regress" in r]
+    assert len(regression) == 2 and all(f"    {command}" in readme for command in regression)
+    assert any("ruff check" in r for r in runs["lint"]) and any("snakemake --lint" in r for r in runs["lint"])

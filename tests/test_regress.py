@@ -197,3 +197,38 @@ def test_bad_input_is_one_message_and_exit_2(reference, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         regress.main(["--candidate", str(reference), "--alpha", "0.7"])
     assert exc.value.code == 2
+
+
+def test_reference_build_records_provenance_and_refuses_runs_of_other_code(tmp_path, capsys):
+    from analysis import reference
+
+    output = make_set(tmp_path / "ci")
+    for meta_path in (output / "runs").rglob("metadata.json"):
+        meta = json.loads(meta_path.read_text())
+        meta.update(git_revision="a" * 40, git_dirty=False, versions={"torch": torch_version()}, threads=1)
+        meta_path.write_text(json.dumps(meta))
+    (output / "tables").mkdir()
+    (output / "tables" / "summary.md").write_text("| table |\n")
+    config = tmp_path / "ci.yaml"
+    config.write_text("seeds: [0]\n")
+    target = tmp_path / "reference"
+    target.mkdir()
+    (target / "stale").write_text("old reference")
+    info = reference.build(output, config, target, "a" * 40, False, "python -m analysis.reference")
+    assert not (target / "stale").exists() and (target / "tables" / "summary.md").is_file()
+    assert (target / "config.yaml").read_text() == "seeds: [0]\n"
+    saved = json.loads((target / "reference.json").read_text())
+    assert saved == json.loads(json.dumps(info)) and saved["git_revision"] == "a" * 40 and saved["runs"] == 16
+    assert saved["machine"]["cpu_capability"] and set(saved["groups"]) == {
+        "Pendulum-v1/mbpo/h1/cpu", "Pendulum-v1/sac/utd1/cpu"}  # fmt: skip
+    code, _, _ = run_regress(capsys, "--reference", target, "--candidate", output, "--exact")
+    assert code == 0
+    with pytest.raises(regress.RegressError, match="was made by code aaaa"):
+        reference.build(output, config, target, "b" * 40, False, "python -m analysis.reference")
+    assert (target / "reference.json").is_file()  # a refused refresh leaves the reference alone
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
