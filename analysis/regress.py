@@ -6,13 +6,14 @@ For every (env, algo, variant) of the reference, and each of two metrics per run
 - `final`: the run's mean evaluation return over the last quarter of its env steps, and
 - `auc`: the area under its evaluation curve over its whole budget, divided by the budget
   (the average return while learning: a slower learner scores lower),
-a one-sided permutation test of the difference in mean over seeds (analysis.stats.
-permutation_shift_test) asks whether the candidate is worse than the reference by more than
+an exact one-sided Wilcoxon-Mann-Whitney rank test over seeds (analysis.stats.rank_shift_test)
+asks whether the candidate's returns are shifted down from the reference's by more than
 `--margin`. `--alpha` is the family-wise false-alarm rate of the whole check: each of the k
 tests runs at alpha / k (Bonferroni), so an unchanged code base fails with probability at most
-alpha whatever the distribution of returns. The interval is the shift's 1 - 2 alpha / k
-confidence interval from inverting the same test: "regression" exactly when its upper end is
-below -margin, "improved" when its lower end is above +margin (then consider refreshing the
+alpha whatever the distribution of returns. The difference is the Hodges-Lehmann shift (the
+median of all candidate - reference pairwise differences) and the interval its 1 - 2 alpha / k
+confidence interval from inverting the same test: "regression" exactly when the interval lies
+at or below -margin, "improved" when it lies at or above +margin (then consider refreshing the
 reference), else "pass".
 
 `--exact` additionally requires every reference run's files to be byte-identical in the
@@ -36,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.runs import RunFolderError, identity, load_runs, metadata, run_scores
-from analysis.stats import normalized_auc, permutation_shift_test
+from analysis.stats import normalized_auc, rank_shift_test
 
 KEY = ["env", "algo", "variant"]
 METRICS = {
@@ -147,7 +148,7 @@ def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, 
                     f"p-value can fall below {smallest_p:.3g} > {level:.3g} (alpha {alpha} over {tests} tests): "
                     f"the check could never fail; use more seeds"
                 )
-            test = permutation_shift_test(reference[metric].to_numpy(), group[metric].to_numpy(), level, margin)
+            test = rank_shift_test(reference[metric].to_numpy(), group[metric].to_numpy(), level, margin)
             if test.p_worse <= level:
                 verdict = "regression"
             elif test.p_better <= level:
@@ -158,7 +159,7 @@ def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, 
                 **dict(zip([*KEY, "device"], key)), "metric": metric,
                 "ref_seeds": len(reference), "cand_seeds": len(group),
                 "reference": reference[metric].mean(), "candidate": group[metric].mean(),
-                "difference": test.difference, "ci_low": test.low, "ci_high": test.high,
+                "difference": test.shift, "ci_low": test.low, "ci_high": test.high,
                 "p_value": test.p_worse, "verdict": verdict,
             })  # fmt: skip
     table = pd.DataFrame(rows)
@@ -242,10 +243,12 @@ def render(table: pd.DataFrame, alpha: float, margin: float, header: list[str]) 
     lines = [
         *header,
         "",
-        f"Test: one-sided permutation test of the difference in mean over seeds (candidate - reference), "
-        f"per group and metric ({'; '.join(f'{k}: {v}' for k, v in METRICS.items())}); family-wise "
-        f"alpha {alpha} over {table.attrs.get('tests', '?')} tests, so each at {level:.4g} (Bonferroni); "
-        f"margin {margin}. Interval: {100 * (1 - 2 * level):.2f}% confidence interval of the shift.",
+        f"Test: exact one-sided Wilcoxon-Mann-Whitney rank test over seeds, per group and metric "
+        f"({'; '.join(f'{k}: {v}' for k, v in METRICS.items())}); family-wise alpha {alpha} over "
+        f"{table.attrs.get('tests', '?')} tests, so each at {level:.4g} (Bonferroni); margin {margin}. "
+        f"reference, candidate: means over seeds; difference: Hodges-Lehmann shift (median of the "
+        f"candidate - reference pairwise differences); interval: its {100 * (1 - 2 * level):.2f}% "
+        f"confidence interval.",
         "",
         shown.to_markdown(index=False),
     ]

@@ -8,7 +8,6 @@ input gives the same interval.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -94,84 +93,74 @@ def interpolate_curve(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -
 
 @dataclass(frozen=True)
 class ShiftTest:
-    """A two-sample permutation test of a shift in means, inverted into a confidence interval.
+    """A two-sample rank test of a shift, with the shift's estimate and confidence interval.
 
-    `difference` is mean(candidate) - mean(reference); `low`, `high` bound the shift at
-    confidence 1 - 2 alpha (each end a one-sided 1 - alpha bound); `p_worse` is the one-sided
-    p-value of "candidate's mean is lower than reference's by more than the margin", `p_better`
-    that of "higher by more than the margin".
+    `shift` is the Hodges-Lehmann estimate (the median of all candidate - reference pairwise
+    differences); `low`, `high` bound the shift at confidence 1 - 2 alpha (each end a one-sided
+    1 - alpha bound); `p_worse` is the one-sided p-value of "the candidate is shifted down by more
+    than the margin", `p_better` that of "shifted up by more than the margin".
     """
 
-    difference: float
+    shift: float
     low: float
     high: float
     p_worse: float
     p_better: float
-    permutations: int
-    exact: bool
 
 
 @functools.cache
-def _labellings(n_ref: int, n_cand: int, max_exact: int, samples: int, seed: int) -> tuple[np.ndarray, bool]:
-    """`labellings x (n_cand + n_ref)` booleans: which pooled values play the candidate (the
-    candidate's own values come first in the pool). Every labelling when there are at most
-    `max_exact`, else the observed one plus `samples - 1` uniform draws from a seeded generator."""
-    total = n_cand + n_ref
-    if math.comb(total, n_cand) <= max_exact:
-        chosen = np.array(list(itertools.combinations(range(total), n_cand)), dtype=np.intp)
-        exact = True
-    else:
-        rng = np.random.default_rng(seed)
-        draws = np.argsort(rng.random((samples - 1, total)), axis=1)[:, :n_cand]
-        chosen = np.concatenate([np.arange(n_cand)[None, :], draws])
-        exact = False
-    mask = np.zeros((chosen.shape[0], total), dtype=bool)
-    np.put_along_axis(mask, chosen, True, axis=1)
-    mask.setflags(write=False)
-    return mask, exact
+def mann_whitney_cdf(n_ref: int, n_cand: int) -> np.ndarray:
+    """P(U <= u), u = 0 .. n_ref * n_cand, for U = #{(i, j): candidate_j > reference_i} when all
+    relabellings of the pooled runs are equally likely (no ties), counted exactly: the largest
+    run is a candidate's (adding n_ref to U) or a reference's (adding 0)."""
+    counts = [[None] * (n_cand + 1) for _ in range(n_ref + 1)]
+    for i in range(n_ref + 1):
+        for j in range(n_cand + 1):
+            if i == 0 or j == 0:
+                c = np.zeros(i * j + 1)
+                c[0] = 1.0
+            else:
+                c = np.zeros(i * j + 1)
+                from_ref = counts[i - 1][j]
+                c[: from_ref.size] += from_ref
+                from_cand = counts[i][j - 1]
+                c[i : i + from_cand.size] += from_cand
+            counts[i][j] = c
+    total = counts[n_ref][n_cand]
+    cdf = np.cumsum(total) / total.sum()
+    cdf.setflags(write=False)
+    return cdf
 
 
-def permutation_shift_test(
-    reference: np.ndarray,
-    candidate: np.ndarray,
-    alpha: float,
-    margin: float = 0.0,
-    max_exact: int = 200_000,
-    samples: int = 100_000,
-    seed: int = 0,
-) -> ShiftTest:
-    """Permutation test of the difference in means, with its confidence interval by inversion.
+def rank_shift_test(reference: np.ndarray, candidate: np.ndarray, alpha: float, margin: float = 0.0) -> ShiftTest:
+    """Wilcoxon-Mann-Whitney test of a shift between two samples, exact, inverted into the
+    shift's confidence interval (Hodges-Lehmann / Moses).
 
-    Under "no change" the runs of both sides are exchangeable, so the test's false-alarm rate is
-    at most `alpha` whatever the distribution of returns (exact when every relabelling is
-    enumerated; with more than `max_exact`, `samples` seeded draws, p-values counting the
-    observed labelling). For a shift d, the test of candidate - d against reference rejects
-    "shift >= d" when p <= alpha; the labelling with statistic T, sharing k of the candidate's
-    runs, counts toward p exactly when d <= c = (T_obs - T) / (1 - k/m + (m - k)/n), so every
-    p-value and both interval ends are order statistics of c (no search).
+    Under "no change" the runs of both sides are exchangeable, so every relabelling is equally
+    likely and the test's false-alarm rate is at most `alpha` whatever the distribution of
+    returns; being a rank test, one failed seed cannot mask a drop of all the others. With
+    D the sorted pairwise differences candidate_j - reference_i and u the largest U whose lower
+    tail has probability <= alpha, the interval is [D_(u+1), D_(nm-u)]: exactly the shifts the
+    two one-sided tests do not reject. Ties count one half (conservative for tied returns).
     """
     x = np.asarray(reference, dtype=float).ravel()
     y = np.asarray(candidate, dtype=float).ravel()
     n, m = x.size, y.size
     if n < 1 or m < 1:
-        raise ValueError("a permutation test needs runs on both sides")
-    mask, exact = _labellings(n, m, max_exact, samples, seed)
-    pooled = np.concatenate([y, x])
-    chosen_sum = mask @ pooled
-    t = chosen_sum / m - (pooled.sum() - chosen_sum) / n
-    t_obs = y.mean() - x.mean()
-    k = mask[:, :m].sum(axis=1)
-    slope = 1.0 - k / m + (m - k) / n  # > 0 unless the labelling is the observed one
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.where(slope > 1e-12, (t_obs - t) / slope, np.inf)
-    total = c.size
-    scale = 1e-9 * max(1.0, float(np.abs(pooled).max()))
-    p_worse = float(np.count_nonzero(c >= -margin - scale)) / total
-    c_finite_low = np.where(np.isinf(c), -np.inf, c)  # the observed labelling counts on both tails
-    p_better = float(np.count_nonzero(c_finite_low <= margin + scale)) / total
-    j = int(math.floor(alpha * total))
-    if j >= total:
-        raise ValueError(f"alpha {alpha} leaves no interval")
-    high = float(-np.partition(-c, j)[j])  # the (j+1)-th largest: the largest shift not rejected
-    low = float(np.partition(c_finite_low, j)[j])
-    return ShiftTest(float(t_obs), low, high, p_worse, p_better, total, exact)
+        raise ValueError("a rank test needs runs on both sides")
+    cdf = mann_whitney_cdf(n, m)
+    diffs = np.sort((y[None, :] - x[:, None]).ravel())
+
+    def u_stat(delta: float) -> float:
+        return float(np.count_nonzero(diffs > delta) + 0.5 * np.count_nonzero(diffs == delta))
+
+    def lower_tail(u: float) -> float:  # P(U <= u)
+        k = math.floor(u + 1e-9)
+        return float(cdf[k]) if k >= 0 else 0.0
+
+    u_worse, u_better = u_stat(-margin), n * m - u_stat(margin)  # U for "up" is the mirror image
+    rejectable = np.flatnonzero(cdf <= alpha)
+    k = int(rejectable[-1]) if rejectable.size else -1  # the largest U rejected in the lower tail
+    high = float(diffs[n * m - 1 - k]) if k >= 0 else math.inf
+    low = float(diffs[k]) if k >= 0 else -math.inf
+    return ShiftTest(float(np.median(diffs)), low, high, lower_tail(u_worse), lower_tail(u_better))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.regress import METRICS, find_runs, run_metrics
-from analysis.stats import permutation_shift_test
+from analysis.stats import rank_shift_test
 
 KEY = ["env", "algo", "variant", "device"]
 
@@ -56,7 +56,7 @@ def main() -> None:
         ref, cand = split[: args.per_side], split[args.per_side :]
         g = groups[key]
         return any(
-            permutation_shift_test(g.loc[ref, m].to_numpy(), g.loc[cand, m].to_numpy() - drop, level).p_worse <= level
+            rank_shift_test(g.loc[ref, m].to_numpy(), g.loc[cand, m].to_numpy() - drop, level).p_worse <= level
             for m in METRICS
         )
 
