@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.runs import RunFolderError, identity, load_runs, metadata, run_scores
+from analysis.runs import IDENTITY, RunFolderError, identity, load_runs, metadata, run_scores
 from analysis.stats import normalized_auc, rank_shift_test
 
 KEY = ["env", "algo", "variant"]
@@ -75,7 +75,7 @@ def find_runs(root: Path) -> RunSet:
             ident = identity(run_dir)
         except RunFolderError:
             continue  # an unfinished run: not a result (warned about below)
-        runs[tuple(ident[k] for k in [*KEY, "device", "seed"])] = run_dir
+        runs[tuple(ident[k] for k in IDENTITY)] = run_dir
     unfinished = [p.parent for p in base.rglob("eval.csv.part")]
     if unfinished:
         print(f"warning: {len(unfinished)} unfinished run(s) under {base} ignored, e.g. {unfinished[0]}", file=sys.stderr)
@@ -97,14 +97,13 @@ def comparable_config(run_dir: Path) -> dict:
 
 def check_configs(reference: RunSet, candidate: RunSet) -> None:
     """Every run of a group must have been made with the reference's config for that group."""
-    expected: dict[tuple, tuple[dict, Path]] = {}
+    expected: dict[tuple, dict] = {}
     for ident, run_dir in reference.runs.items():
-        expected.setdefault(ident[:3], (comparable_config(run_dir), run_dir))
+        expected.setdefault(ident[:3], comparable_config(run_dir))
     for ident, run_dir in candidate.runs.items():
         if ident[:3] not in expected:
             continue
-        want, ref_dir = expected[ident[:3]]
-        got = comparable_config(run_dir)
+        want, got = expected[ident[:3]], comparable_config(run_dir)
         diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
         if diff:
             shown = ", ".join(f"{s}.{n}: reference {want.get((s, n))!r}, candidate {got.get((s, n))!r}" for s, n in diff[:4])
@@ -118,14 +117,14 @@ def run_metrics(runs: RunSet) -> pd.DataFrame:
     """One row per run: identity, `final` and `auc`."""
     scores = run_scores(load_runs(list(runs.runs.values())))
     rows = []
-    for ident, run in scores.groupby(["env", "algo", "variant", "device", "seed"], sort=True):
+    for ident, run in scores.groupby(IDENTITY, sort=True):
         run = run.sort_values("env_step")
         steps, values = run.env_step.to_numpy(dtype=float), run.score.to_numpy()
         last = steps[-1]
         final = values[steps >= (1.0 - FINAL_FRACTION) * last].mean()
         auc = float(normalized_auc(steps, values)) if steps.size > 1 else float(values[-1])
         rows.append([*ident, final, auc])
-    return pd.DataFrame(rows, columns=["env", "algo", "variant", "device", "seed", "final", "auc"])
+    return pd.DataFrame(rows, columns=[*IDENTITY, *METRICS])
 
 
 def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, allow_subset: bool) -> pd.DataFrame:

@@ -23,10 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from analysis.regress import METRICS, find_runs, run_metrics
+from analysis.runs import GROUP
 from analysis.stats import rank_shift_test
-
-KEY = ["env", "algo", "variant", "device"]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,7 +36,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     metrics = run_metrics(find_runs(args.pool))
-    groups = {k: g.set_index("seed") for k, g in metrics.groupby(KEY, sort=True)}
+    groups = {k: g.set_index("seed") for k, g in metrics.groupby(GROUP, sort=True)}
     seeds = sorted(set.intersection(*(set(g.index) for g in groups.values())))
     if len(seeds) < 2 * args.per_side:
         sys.exit(f"{len(seeds)} seeds in every group; need {2 * args.per_side}")
