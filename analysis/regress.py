@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.runs import IDENTITY, RunFolderError, identity, load_runs, metadata, run_scores
+from analysis.runs import GROUP, IDENTITY, RunFolderError, identity, load_runs, metadata, run_scores
 from analysis.stats import normalized_auc, rank_shift_test
 
 KEY = ["env", "algo", "variant"]
@@ -130,7 +130,7 @@ def run_metrics(runs: RunSet) -> pd.DataFrame:
 def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, allow_subset: bool) -> pd.DataFrame:
     """The table: one row per candidate group and metric, plus rows for missing groups."""
     ref_groups = {k: g for k, g in ref.groupby(KEY, sort=True)}
-    cand_groups = {k: g for k, g in cand.groupby([*KEY, "device"], sort=True)}
+    cand_groups = {k: g for k, g in cand.groupby(GROUP, sort=True)}
     unknown = sorted({k[:3] for k in cand_groups} - ref_groups.keys())
     if unknown:
         raise RegressError(f"the candidate has runs the reference lacks: {', '.join('/'.join(k) for k in unknown)}")
@@ -155,7 +155,7 @@ def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, 
             else:
                 verdict = "pass"
             rows.append({
-                **dict(zip([*KEY, "device"], key)), "metric": metric,
+                **dict(zip(GROUP, key)), "metric": metric,
                 "ref_seeds": len(reference), "cand_seeds": len(group),
                 "reference": reference[metric].mean(), "candidate": group[metric].mean(),
                 "difference": test.shift, "ci_low": test.low, "ci_high": test.high,
