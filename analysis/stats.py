@@ -74,6 +74,24 @@ def normalized_auc(steps: np.ndarray, curve: np.ndarray) -> np.ndarray:
     return (heights * widths).sum(axis=-1) / (steps[-1] - steps[0])
 
 
+def value_at(steps: np.ndarray, values: np.ndarray, step: float) -> float:
+    """A run's curve (`steps`, increasing) at `step` exactly: linear between evaluations; an
+    error outside the evaluated range."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if steps.size == 0 or not steps[0] <= step <= steps[-1]:
+        raise ValueError(f"step {step:g} is outside the evaluated range {steps[:1]}..{steps[-1:]}")
+    return float(np.interp(step, steps, values))
+
+
+def normalized_auc_until(steps: np.ndarray, values: np.ndarray, end: float) -> float:
+    """Area under one run's curve from its first evaluation to `end` exactly (the curve
+    interpolated linearly at `end` when no evaluation falls on it), divided by that span."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    at_end = value_at(steps, values, end)
+    inside = steps < end
+    return float(normalized_auc(np.append(steps[inside], end), np.append(values[inside], at_end)))
+
+
 def steps_to_threshold(steps: np.ndarray, curve: np.ndarray, threshold: float) -> np.ndarray:
     """First step at which each curve (`runs x steps`, or `steps`) reaches `threshold`; NaN
     where it never does."""
@@ -141,26 +159,28 @@ def rank_shift_test(reference: np.ndarray, candidate: np.ndarray, alpha: float, 
     returns; being a rank test, one failed seed cannot mask a drop of all the others. With
     D the sorted pairwise differences candidate_j - reference_i and u the largest U whose lower
     tail has probability <= alpha, the interval is [D_(u+1), D_(nm-u)]: exactly the shifts the
-    two one-sided tests do not reject. Ties count one half (conservative for tied returns).
+    two one-sided tests do not reject.
+
+    Ties are resolved against rejection: a tied pair counts for the candidate in the "worse" test
+    and against it in the "better" test, so each p-value is the largest over every way of breaking
+    the ties (conservative; the no-ties null distribution is exact for each breaking).
     """
     x = np.asarray(reference, dtype=float).ravel()
     y = np.asarray(candidate, dtype=float).ravel()
     n, m = x.size, y.size
     if n < 1 or m < 1:
         raise ValueError("a rank test needs runs on both sides")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("a rank test of non-finite values (inf, nan) means nothing")
     cdf = mann_whitney_cdf(n, m)
     diffs = np.sort((y[None, :] - x[:, None]).ravel())
 
-    def u_stat(delta: float) -> float:
-        return float(np.count_nonzero(diffs > delta) + 0.5 * np.count_nonzero(diffs == delta))
-
-    def lower_tail(u: float) -> float:  # P(U <= u)
-        k = math.floor(u + 1e-9)
-        return float(cdf[k]) if k >= 0 else 0.0
-
-    u_worse, u_better = u_stat(-margin), n * m - u_stat(margin)  # U for "up" is the mirror image
+    # U of "worse": pairs in which the candidate, shifted up by the margin, beats or ties the
+    # reference; "better" is the mirror image. A tie always counts against the claim being tested.
+    u_worse = int(np.count_nonzero(diffs >= -margin))
+    u_better = int(np.count_nonzero(diffs <= margin))
     rejectable = np.flatnonzero(cdf <= alpha)
     k = int(rejectable[-1]) if rejectable.size else -1  # the largest U rejected in the lower tail
     high = float(diffs[n * m - 1 - k]) if k >= 0 else math.inf
     low = float(diffs[k]) if k >= 0 else -math.inf
-    return ShiftTest(float(np.median(diffs)), low, high, lower_tail(u_worse), lower_tail(u_better))
+    return ShiftTest(float(np.median(diffs)), low, high, float(cdf[u_worse]), float(cdf[u_better]))

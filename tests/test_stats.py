@@ -7,9 +7,11 @@ from analysis.stats import (
     interpolate_curve,
     iqm,
     normalized_auc,
+    normalized_auc_until,
     probability_of_improvement,
     steps_to_threshold,
     stratified_bootstrap_ci,
+    value_at,
 )
 
 
@@ -76,3 +78,38 @@ def test_interpolation_onto_a_grid():
     out = interpolate_curve([0, 200], [0.0, 10.0], [0, 100, 200, 300])
     np.testing.assert_array_equal(out[:3], [0.0, 5.0, 10.0])
     assert np.isnan(out[3])
+
+
+def test_value_and_area_at_a_budget_between_evaluations_are_interpolated_exactly():
+    steps, values = np.array([0, 200, 400]), np.array([-1000.0, -600.0, -200.0])
+    # budget 300: halfway between 200 and 400, not the value at 200 (the grid point below)
+    assert value_at(steps, values, 300) == -400.0
+    assert value_at(steps, values, 400) == -200.0
+    # trapezoids 0-200 (mean -800) and 200-300 (mean -500): (-800 * 200 - 500 * 100) / 300
+    assert normalized_auc_until(steps, values, 300) == pytest.approx(-210000 / 300)
+    assert normalized_auc_until(steps, values, 400) == pytest.approx(normalized_auc(steps, values))
+    with pytest.raises(ValueError, match="outside the evaluated range"):
+        value_at(steps, values, 500)
+
+
+def test_ties_in_the_rank_test_are_resolved_against_rejection():
+    """4 v 4 runs, one tied pair, no candidate above any reference: U is 0 or 1 depending on
+    how the tie is broken; the conservative p-value is P(U <= 1) = 2/70, not P(U <= 0) = 1/70."""
+    from analysis.stats import rank_shift_test
+
+    ref, cand = [1.0, 2.0, 3.0, 4.0], [-1.0, -0.5, 0.0, 1.0]
+    test = rank_shift_test(ref, cand, alpha=1 / 70)
+    assert test.p_worse == pytest.approx(2 / 70)  # the old code floored U = 0.5 to 0: p = 1/70, rejected
+    assert not test.p_worse <= 1 / 70
+    # and the mirror image: ties never help "better" either
+    assert rank_shift_test(cand, ref, alpha=1 / 70).p_better == pytest.approx(2 / 70)
+    # all tied: neither direction can be claimed
+    same = rank_shift_test([5.0] * 4, [5.0] * 4, alpha=0.05)
+    assert same.p_worse == 1.0 and same.p_better == 1.0
+
+
+def test_rank_test_rejects_non_finite_values():
+    from analysis.stats import rank_shift_test
+
+    with pytest.raises(ValueError, match="non-finite"):
+        rank_shift_test([1.0, 2.0], [float("-inf"), 1.0], alpha=0.05)
