@@ -5,7 +5,8 @@
 Runs the CI experiment from scratch through the pipeline (`snakemake --forceall` with that
 config), checks that every run was made by the committed code (the revision it records), and
 replaces `--to` with: the run files (`runs/`), the summary tables (`tables/`), the config, and
-`reference.json` (code revision, versions, machine, CPU instruction set, command, date). Then
+`reference.json` (code revision, versions, machine, CPU instruction set, command, date, and the
+numerics fingerprint of each group, analysis.numerics: the evidence a later `--exact` rests on). Then
 commit the folder: the reference changes only through this command and a commit that says why.
 `--no-run` takes the config's finished runs as they are instead of re-running them.
 """
@@ -25,7 +26,9 @@ from pathlib import Path
 import torch
 import yaml
 
+from analysis.numerics import fingerprints, group_configs
 from analysis.regress import PROVENANCE, RUN_FILES, RegressError, find_runs, run_metrics
+from analysis.runs import RunFolderError, error_line, metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +61,7 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
     """Write the new reference next to `target`, then swap it in."""
     runs = find_runs(output / "runs")
     for run_dir in runs.runs.values():
-        meta = json.loads((run_dir / "metadata.json").read_text())
+        meta = metadata(run_dir)
         if meta.get("git_revision") != revision or bool(meta.get("git_dirty")) != dirty:
             raise RegressError(
                 f"{run_dir} was made by code {meta.get('git_revision')} (dirty {meta.get('git_dirty')}), not by "
@@ -78,7 +81,7 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
             shutil.copy2(output / "tables" / name, new / "tables" / name)
     shutil.copy2(config, new / "config.yaml")
     metrics = run_metrics(find_runs(new))
-    first = json.loads(next(iter(runs.runs.values())).joinpath("metadata.json").read_text())
+    first = metadata(next(iter(runs.runs.values())))
     info = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -90,9 +93,15 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
         "machine": machine(),
         "runs": len(runs.runs),
         "groups": {
-            "/".join(key): {"seeds": sorted(int(s) for s in g.seed), "final_mean": g.final.mean(), "auc_mean": g.auc.mean()}
+            "/".join(key): {
+                "seeds": sorted(int(s) for s in g.seed),
+                "return_last_quarter_mean": g.return_last_quarter.mean(),
+                "auc_whole_run_mean": g.auc_whole_run.mean(),
+            }
             for key, g in metrics.groupby(["env", "algo", "variant", "device"], sort=True)
         },
+        # evidence for "byte-identical runs are possible on another machine" (analysis.numerics)
+        "numerics_fingerprint": fingerprints(group_configs(new)),
     }
     (new / PROVENANCE).write_text(json.dumps(info, indent=2) + "\n")
     old = target.with_name(target.name + ".old")
@@ -116,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         config = args.config.resolve()
         if not config.is_file():
             raise RegressError(f"no config file {args.config}")
-        output = ROOT / yaml.safe_load(config.read_text()).get("output", "results")
+        loaded = yaml.safe_load(config.read_text())
+        if not isinstance(loaded, dict):
+            raise RegressError(f"{config} is not a mapping of config keys")
+        output = ROOT / str(loaded.get("output", "results"))
         revision = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
         if dirty and not args.allow_dirty:
@@ -125,12 +137,16 @@ def main(argv: list[str] | None = None) -> int:
             run_pipeline(config, args.cores)
         command = "python -m analysis.reference " + " ".join(argv if argv is not None else sys.argv[1:])
         info = build(output, config, args.to.resolve(), revision, dirty, command.strip())
-    except (RegressError, OSError, subprocess.CalledProcessError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+    except (RegressError, RunFolderError, OSError, subprocess.CalledProcessError, yaml.YAMLError) as exc:
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; the reference is unchanged unless the swap had begun", file=sys.stderr)
+        return 130
     print(f"{parser.prog}: {info['runs']} runs of code {revision[:12]} -> {args.to}; commit it with a message that says why")
     for group, g in info["groups"].items():
-        print(f"  {group}: {len(g['seeds'])} seeds, final {g['final_mean']:.1f}, auc {g['auc_mean']:.1f}")
+        print(f"  {group}: {len(g['seeds'])} seeds, return_last_quarter {g['return_last_quarter_mean']:.1f}, "
+              f"auc_whole_run {g['auc_whole_run_mean']:.1f}")  # fmt: skip
     return 0
 
 

@@ -3,9 +3,9 @@
     python -m analysis.regress --reference results/reference --candidate results/ci [--exact]
 
 For every (env, algo, variant) of the reference, and each of two metrics per run,
-- `final`: the run's mean evaluation return over the last quarter of its env steps, and
-- `auc`: the area under its evaluation curve over its whole budget, divided by the budget
-  (the average return while learning: a slower learner scores lower),
+- `return_last_quarter`: the run's mean evaluation return over the last quarter of its env steps,
+- `auc_whole_run`: the area under its evaluation curve over the whole run, divided by the run's
+  env steps (the average return while learning: a slower learner scores lower),
 an exact one-sided Wilcoxon-Mann-Whitney rank test over seeds (analysis.stats.rank_shift_test)
 asks whether the candidate's returns are shifted down from the reference's by more than
 `--margin`. `--alpha` is the family-wise false-alarm rate of the whole check: each of the k
@@ -20,8 +20,12 @@ reference), else "pass".
 candidate apart from wall-clock columns (the same seeds, device and thread count on the same
 kind of CPU give identical runs), and names the first differing row.
 
-Writes the table as markdown (and CSV) next to the candidate's runs, prints it, and exits 0 on
-pass, 1 on a regression, a missing group or an exact mismatch, 2 on bad input.
+Every run of both sides is verified (analysis.runs) and none is dropped: a folder that is not a
+complete run, disagrees with its metadata or holds non-finite returns is named, exit status 2.
+Prints the table; writes it (markdown, CSV next to it) to `--out`, or by default to
+CANDIDATE/regression.md when the candidate is a pipeline output folder (`runs/` inside, not a
+reference); never into the reference or a run folder. Exits 0 on pass, 1 on a regression, a
+missing group or an exact mismatch, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -36,13 +40,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.runs import GROUP, IDENTITY, RunFolderError, identity, load_runs, metadata, run_scores
+from analysis.runs import GROUP, IDENTITY, RunFolderError, error_line, identity, load_runs, metadata, run_scores
 from analysis.stats import normalized_auc, rank_shift_test
+from mbpo.record import write_atomic
 
 KEY = ["env", "algo", "variant"]
 METRICS = {
-    "final": "mean return over the last quarter of the run",
-    "auc": "area under the return curve / budget",
+    "return_last_quarter": "mean evaluation return over the last quarter of the run's env steps",
+    "auc_whole_run": "area under the return curve over the whole run / its env steps",
 }
 FINAL_FRACTION = 0.25
 TIMING_COLUMNS = {"wall_seconds", "seconds"}  # clock readings: never reproducible
@@ -63,22 +68,32 @@ class RunSet:
 
 
 def find_runs(root: Path) -> RunSet:
-    """Every complete run under `root` (or under `root/runs` when it exists)."""
+    """Every run under `root` (or under `root/runs` when it exists), each verified.
+
+    A folder that holds any run file (metadata.json, a CSV or a `*.part` file) is a run folder,
+    and every run folder must be a complete, verified run whose metadata agrees with its path:
+    a run is never dropped silently, so the first one that is not is named (exit status 2).
+    """
     root = Path(root)
     if not root.is_dir():
         raise RegressError(f"{root} is not a folder")
     base = root / "runs" if (root / "runs").is_dir() else root
+    folders = sorted({p.parent for pattern in ("metadata.json", "*.csv", "*.part") for p in base.rglob(pattern)})
     runs: dict[tuple, Path] = {}
-    for meta_path in sorted(base.rglob("metadata.json")):
-        run_dir = meta_path.parent
+    problems: list[str] = []
+    for run_dir in folders:
         try:
-            ident = identity(run_dir)
-        except RunFolderError:
-            continue  # an unfinished run: not a result (warned about below)
-        runs[tuple(ident[k] for k in IDENTITY)] = run_dir
-    unfinished = [p.parent for p in base.rglob("eval.csv.part")]
-    if unfinished:
-        print(f"warning: {len(unfinished)} unfinished run(s) under {base} ignored, e.g. {unfinished[0]}", file=sys.stderr)
+            ident = tuple(identity(run_dir)[k] for k in IDENTITY)
+        except RunFolderError as exc:
+            problems.append(str(exc))
+            continue
+        if ident in runs:
+            problems.append(f"{run_dir} and {runs[ident]} are both run {'/'.join(map(str, ident))}")
+            continue
+        runs[ident] = run_dir
+    if problems:
+        more = f" (and {len(problems) - 1} more run folder(s) under {base} that cannot be used)" if len(problems) > 1 else ""
+        raise RegressError(f"{problems[0]}{more}; a check never drops a run: finish, fix or remove it")
     if not runs:
         raise RegressError(f"no complete runs under {base}")
     return RunSet(root, runs)
@@ -86,7 +101,9 @@ def find_runs(root: Path) -> RunSet:
 
 def comparable_config(run_dir: Path) -> dict:
     """The run's resolved config without the fields that may differ (seed, device, threads)."""
-    config = metadata(run_dir)["config"]
+    config = metadata(run_dir).get("config")
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        raise RegressError(f"{Path(run_dir) / 'metadata.json'}: 'config' is not an object of sections")
     return {
         (section, name): value
         for section, values in config.items()
@@ -114,7 +131,7 @@ def check_configs(reference: RunSet, candidate: RunSet) -> None:
 
 
 def run_metrics(runs: RunSet) -> pd.DataFrame:
-    """One row per run: identity, `final` and `auc`."""
+    """One row per run: identity, `return_last_quarter` and `auc_whole_run`."""
     scores = run_scores(load_runs(list(runs.runs.values())))
     rows = []
     for ident, run in scores.groupby(IDENTITY, sort=True):
@@ -219,12 +236,40 @@ def provenance_line(root: Path) -> str:
     path = Path(root) / PROVENANCE
     if not path.is_file():
         return f"reference: {root} (no {PROVENANCE})"
-    info = json.loads(path.read_text())
-    dirty = " (dirty)" if info.get("git_dirty") else ""
-    return (
-        f"reference: {root}, code {str(info.get('git_revision'))[:12]}{dirty}, made {info.get('created')} "
-        f"on {info.get('machine', {}).get('cpu', '?')} ({info.get('machine', {}).get('cpu_capability', '?')})"
-    )
+    try:
+        info = json.loads(path.read_text())
+        machine = info.get("machine", {})
+        dirty = " (dirty)" if info.get("git_dirty") else ""
+        return (
+            f"reference: {root}, code {str(info.get('git_revision'))[:12]}{dirty}, made {info.get('created')} "
+            f"on {machine.get('cpu', '?')} ({machine.get('cpu_capability', '?')})"
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise RegressError(f"{path} is not a valid provenance record ({exc})") from None
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def table_path(out: Path | None, reference: RunSet, candidate: RunSet) -> Path | None:
+    """Where the table goes: `--out`, else CANDIDATE/regression.md when the candidate is a
+    pipeline output folder (it holds `runs/` and is no reference), else nowhere (stdout only).
+    Never into the reference, nor into any run folder: a check does not write into its inputs."""
+    if out is None:
+        root = candidate.root
+        pipeline_output = (root / "runs").is_dir() and not (root / PROVENANCE).exists()
+        if not pipeline_output or is_inside(root, reference.root) or is_inside(reference.root, root):
+            return None
+        out = root / "regression.md"
+    if is_inside(out, reference.root):
+        raise RegressError(f"--out {out} is inside the reference {reference.root}: a check does not write into the reference")
+    for run_dir in (*reference.runs.values(), *candidate.runs.values()):
+        if is_inside(out, run_dir):
+            raise RegressError(f"--out {out} is inside the run folder {run_dir}: a check does not write into its inputs")
+    if out.suffix != ".md":
+        raise RegressError(f"--out {out}: the table's file name must end in .md (the CSV goes next to it)")
+    return out
 
 
 def render(table: pd.DataFrame, alpha: float, margin: float, header: list[str]) -> str:
@@ -266,36 +311,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=0.0, help="drop in return tolerated before a regression (default: %(default)s)")
     parser.add_argument("--exact", action="store_true", help="also require byte-identical runs (timing columns aside)")
     parser.add_argument("--subset", action="store_true", help="compare only the groups the candidate has (no 'missing')")
-    parser.add_argument("--out", type=Path, help="markdown table (default: CANDIDATE/regression.md; CSV next to it)")
+    parser.add_argument("--out", type=Path, help="write the markdown table here (CSV next to it); default: CANDIDATE/regression.md "
+                        "when the candidate is a pipeline output folder, else only stdout")  # fmt: skip
     args = parser.parse_args(argv)
     if not 0.0 < args.alpha < 0.5:
         parser.error(f"--alpha must be in (0, 0.5), got {args.alpha}")
-    if args.margin < 0:
-        parser.error(f"--margin must be >= 0, got {args.margin}")
+    if not 0.0 <= args.margin < math.inf:
+        parser.error(f"--margin must be a finite number >= 0, got {args.margin}")
     try:
         reference, candidate = find_runs(args.reference), find_runs(args.candidate)
+        out = table_path(args.out, reference, candidate)
         check_configs(reference, candidate)
         table = compare(run_metrics(reference), run_metrics(candidate), args.alpha, args.margin, args.subset)
-    except (RegressError, RunFolderError, OSError, KeyError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        header = [f"# Regression check: {args.candidate} against the reference", "", provenance_line(args.reference)]
+        problems = exact_differences(reference, candidate) if args.exact else []
+        if args.exact:
+            header += ["", "Exact: " + ("every reference run is byte-identical (timing columns aside)" if not problems
+                                        else f"{len(problems)} run(s) differ; first: {problems[0]}")]  # fmt: skip
+        text = render(table, args.alpha, args.margin, header)
+        if out is not None:
+            write_atomic(out, text)
+            write_atomic(out.with_suffix(".csv"), table.to_csv(index=False))
+    except (RegressError, RunFolderError, OSError, UnicodeDecodeError, csv.Error) as exc:
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
-    header = [f"# Regression check: {args.candidate} against the reference", "", provenance_line(args.reference)]
-    problems = exact_differences(reference, candidate) if args.exact else []
-    if args.exact:
-        header += ["", "Exact: " + ("every reference run is byte-identical (timing columns aside)" if not problems
-                                    else f"{len(problems)} run(s) differ; first: {problems[0]}")]  # fmt: skip
-    text = render(table, args.alpha, args.margin, header)
-    out = args.out or Path(args.candidate) / "regression.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    table.to_csv(out.with_suffix(".csv"), index=False)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
     print(text, end="")
+    where = f"table: {out}" if out is not None else "table on stdout only (--out FILE.md writes it)"
     failed = sorted(set(table.verdict) & {"regression", "missing"})
     if failed or problems:
-        reasons = [*failed, *(["not byte-identical"] if problems else [])]
-        print(f"{parser.prog}: FAIL ({', '.join(reasons)}); table: {out}", file=sys.stderr)
+        reasons = []
+        if "regression" in failed:
+            groups = table[table.verdict == "regression"]
+            reasons.append("regression: " + ", ".join(sorted({"/".join(map(str, k)) for k in zip(*(groups[c] for c in KEY))})))
+        if "missing" in failed:
+            groups = table[table.verdict == "missing"]
+            reasons.append("missing from the candidate: " + ", ".join("/".join(map(str, k)) for k in zip(*(groups[c] for c in KEY))))
+        if problems:
+            reasons.append("not byte-identical")
+        print(f"{parser.prog}: FAIL ({'; '.join(reasons)}); {where}", file=sys.stderr)
         return 1
-    print(f"{parser.prog}: pass; table: {out}", file=sys.stderr)
+    print(f"{parser.prog}: pass; {where}", file=sys.stderr)
     return 0
 
 

@@ -1,23 +1,35 @@
-"""Load run folders (written by `mbpo.record`) into one tidy, validated DataFrame."""
+"""Load run folders (written by `mbpo.record`) into one tidy, validated DataFrame.
+
+Every reader of run folders goes through `metadata` and `load_eval`, so every reader verifies a
+run's files the same way: a run whose metadata lists its files (`"files"`: rows, bytes, sha256
+per file) must match that list exactly (`mbpo.record.verify_run_files`); an older run without
+the list must at least have an `eval.csv` that parses, has the expected columns, finite numbers
+and, where the metadata says how the run was evaluated, exactly the expected evaluations (so a
+file truncated at a line boundary is caught there too).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from mbpo import record
 from mbpo.record import EVAL_COLUMNS, EVAL_FILE, METADATA_FILE
 
 GROUP = ["env", "algo", "variant", "device"]
 IDENTITY = [*GROUP, "seed"]
 # a run folder's path ends in {env}/{algo}/{variant}/{device}/seed{seed} (analysis.experiment.RUN_DIR)
 _PATH = re.compile(r"(?P<env>[^/]+)/(?P<algo>[^/]+)/(?P<variant>[^/]+)/(?P<device>[^/]+)/seed(?P<seed>\d+)/?$")
+_INTEGER_COLUMNS = ("env_step", "episode", "length")
 
 
 class RunFolderError(ValueError):
-    """A folder is not a complete run, or its files do not match its path."""
+    """A folder is not a complete run, or its files do not match its path or its metadata."""
 
 
 def identity(run_dir: Path) -> dict:
@@ -35,24 +47,121 @@ def identity(run_dir: Path) -> dict:
 
 
 def metadata(run_dir: Path) -> dict:
-    meta_path = Path(run_dir) / METADATA_FILE
+    """A complete run's metadata, checked for the fields every reader relies on."""
+    run_dir = Path(run_dir)
+    meta_path = run_dir / METADATA_FILE
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: no such run folder")
     if not meta_path.is_file():
-        raise RunFolderError(f"{run_dir} is not a complete run (no {METADATA_FILE})")
-    meta = json.loads(meta_path.read_text())
+        unfinished = sorted(p.name for p in run_dir.glob("*.part"))
+        why = f"unfinished: {', '.join(unfinished)}" if unfinished else f"no {METADATA_FILE}"
+        raise RunFolderError(f"{run_dir} is not a complete run ({why})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{meta_path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise RunFolderError(f"{meta_path} cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(meta, dict):
+        raise RunFolderError(f"{meta_path} is not a JSON object")
     if meta.get("status") != "complete":
-        raise RunFolderError(f"{run_dir} is not a complete run (status {meta.get('status')!r})")
+        raise RunFolderError(f"{run_dir} is not a complete run (status {meta.get('status')!r} in {METADATA_FILE})")
+    for key, kind in (("env", str), ("algo", str), ("device", str), ("seed", int)):
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise RunFolderError(f"{meta_path}: {key!r} is {meta.get(key)!r}, expected a {kind.__name__}")
+    if "config" in meta and not isinstance(meta["config"], dict):
+        raise RunFolderError(f"{meta_path}: 'config' is not an object")
     return meta
 
 
-def load_eval(run_dir: Path) -> pd.DataFrame:
-    """One complete run's evaluation episodes, with the run's identity as columns."""
-    run_dir = Path(run_dir)
-    ident = identity(run_dir)
-    frame = pd.read_csv(run_dir / EVAL_FILE)
+def verify_files(run_dir: Path, meta: dict) -> None:
+    """The run's files are the ones its metadata lists (rows, size, checksum), when it lists them."""
+    if "files" not in meta:
+        return  # a run from before the file list: load_eval checks eval.csv's content instead
+    files = meta["files"]
+    if not isinstance(files, dict) or EVAL_FILE not in files or not all(isinstance(v, dict) for v in files.values()):
+        raise RunFolderError(f"{Path(run_dir) / METADATA_FILE}: 'files' is not a record of the run's files with {EVAL_FILE}")
+    try:
+        record.verify_run_files(Path(run_dir), meta)
+    except ValueError as exc:  # mbpo.record.RunFileError: names the file and what is wrong
+        raise RunFolderError(str(exc)) from None
+
+
+def _expected_evaluations(meta: dict) -> tuple[list[int], int] | None:
+    """The env steps and episodes per evaluation that `mbpo.train` writes for this config."""
+    run = meta.get("config", {}).get("run", {})
+    total, every, episodes = run.get("total_steps"), run.get("eval_every"), run.get("eval_episodes")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (total, every, episodes)):
+        return None
+    return sorted({*range(0, total + 1, every), total}), episodes
+
+
+def read_eval(run_dir: Path, meta: dict) -> pd.DataFrame:
+    """A run's `eval.csv`, parsed and checked: the columns, integers where integers belong,
+    finite numbers, one row per (evaluation, episode), and the evaluations the config implies."""
+    path = Path(run_dir) / EVAL_FILE
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} is missing") from None
+    except pd.errors.EmptyDataError:
+        raise RunFolderError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path} is not a valid CSV file ({str(exc).strip().splitlines()[-1]})") from None
+    except OSError as exc:
+        raise RunFolderError(f"{path} cannot be read ({exc.strerror or exc})") from None
     if tuple(frame.columns) != EVAL_COLUMNS:
-        raise RunFolderError(f"{run_dir / EVAL_FILE} has columns {list(frame.columns)}, expected {list(EVAL_COLUMNS)}")
-    if frame.empty or frame["return"].isna().any():
-        raise RunFolderError(f"{run_dir / EVAL_FILE} has no rows or missing returns")
+        raise RunFolderError(f"{path} has columns {list(frame.columns)}, expected {list(EVAL_COLUMNS)}")
+    if frame.empty:
+        raise RunFolderError(f"{path} has a header but no rows")
+    numbers = frame.apply(pd.to_numeric, errors="coerce").astype(float)
+    bad = ~np.isfinite(numbers.to_numpy())
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise RunFolderError(
+            f"{path} line {row + 2}: {EVAL_COLUMNS[col]} = {frame.iat[row, col]!r} is not a finite number"
+            f" ({int(bad.any(axis=1).sum())} such row(s))"
+        )
+    for column in _INTEGER_COLUMNS:
+        values = numbers[column].to_numpy()
+        wrong = (values != np.round(values)) | (values < 0)
+        if wrong.any():
+            row = int(np.argmax(wrong))
+            raise RunFolderError(f"{path} line {row + 2}: {column} = {frame.at[row, column]!r} is not a count")
+    numbers = numbers.astype({c: int for c in _INTEGER_COLUMNS})
+    duplicated = numbers.duplicated(["env_step", "episode"])
+    if duplicated.any():
+        row = int(np.argmax(duplicated.to_numpy()))
+        raise RunFolderError(f"{path} line {row + 2}: a second row for env_step {numbers.env_step[row]}, episode {numbers.episode[row]}")
+    expected = _expected_evaluations(meta)
+    per_step = numbers.groupby("env_step").episode.agg(["count", "min", "max"])
+    if expected is not None:
+        steps, episodes = expected
+        if list(per_step.index) != steps or ((per_step["count"] != episodes) | (per_step["max"] != episodes - 1)).any():
+            found = f"{len(numbers)} rows, evaluations at {_span(list(per_step.index))}"
+            raise RunFolderError(
+                f"{path} does not hold the run's evaluations ({found}; the config implies {len(steps) * episodes} rows, "
+                f"{episodes} episode(s) at each of {_span(steps)}): truncated or edited?"
+            )
+    elif per_step["count"].nunique() > 1:
+        step = int(per_step["count"].idxmin())
+        raise RunFolderError(f"{path}: the evaluation at env step {step} has {per_step['count'][step]} episode(s), others more: truncated?")
+    return numbers
+
+
+def _span(steps: list[int]) -> str:
+    if len(steps) <= 3:
+        return ", ".join(map(str, steps)) or "none"
+    return f"{steps[0]}, {steps[1]}, ..., {steps[-1]}"
+
+
+def load_eval(run_dir: Path) -> pd.DataFrame:
+    """One complete, verified run's evaluation episodes, with the run's identity as columns."""
+    run_dir = Path(run_dir)
+    meta = metadata(run_dir)
+    ident = identity(run_dir)
+    verify_files(run_dir, meta)
+    frame = read_eval(run_dir, meta)
     return frame.assign(**ident)[[*IDENTITY, *EVAL_COLUMNS]]
 
 
@@ -60,7 +169,19 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """All evaluation episodes of the given runs: one row per episode, identity columns first."""
     if not run_dirs:
         raise RunFolderError("no runs given")
-    frame = pd.concat([load_eval(d) for d in run_dirs], ignore_index=True)
+    frames, seen = [], {}
+    for run_dir in run_dirs:
+        frame = load_eval(run_dir)
+        key = tuple(frame.iloc[0][IDENTITY])
+        if key in seen:
+            raise RunFolderError(
+                f"{run_dir} and {seen[key]} are both run {'/'.join(map(str, key))}: one run would count twice"
+                " (runs outside the pipeline's {env}/{algo}/{variant}/{device}/seed{seed} layout are told apart"
+                " only by env, algo, device and seed)"
+            )
+        seen[key] = run_dir
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
     return frame.astype({"seed": int, "env_step": int, "episode": int, "length": int, "return": float})
 
 
@@ -69,3 +190,18 @@ def run_scores(evaluations: pd.DataFrame) -> pd.DataFrame:
     return evaluations.groupby([*IDENTITY, "env_step"], as_index=False).agg(
         score=("return", "mean"), wall_seconds=("wall_seconds", "first")
     )
+
+
+def train_seconds_per_env_step(run_dir: Path) -> float:
+    """The training loop's own seconds per env step (evaluation excluded), from the metadata;
+    NaN where the run did not record it."""
+    value = metadata(run_dir).get("seconds_per_env_step")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return float(value) if ok else math.nan
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an error: an OSError names its file and says what went wrong."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -102,7 +102,8 @@ def test_too_small_a_level_can_never_reject():
 # ---- the command on synthetic runs ----------------------------------------------------------
 
 CONFIG = {
-    "run": {"algo": "sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 1000, "device": "cpu", "threads": 1},
+    "run": {"algo": "sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 1000, "device": "cpu", "threads": 1,
+            "eval_every": 250, "eval_episodes": 2},
     "sac": {"gamma": 0.98},
 }
 
@@ -156,7 +157,7 @@ def test_unchanged_runs_pass_exactly_and_the_table_is_written(reference, tmp_pat
 def test_a_drop_is_a_regression_and_a_gain_an_improvement(reference, tmp_path, capsys):
     worse = make_set(tmp_path / "worse", shift=-100.0, seeds=range(100, 108))
     code, out, err = run_regress(capsys, "--reference", reference, "--candidate", worse)
-    assert code == 1 and "FAIL (regression)" in err
+    assert code == 1 and "FAIL (regression: Pendulum-v1/mbpo/h1, Pendulum-v1/sac/utd1)" in err
     table = pd.read_csv(worse / "regression.csv")
     assert set(table.verdict) == {"regression"} and (table.ci_high < 0).all()
     better = make_set(tmp_path / "better", shift=100.0, seeds=range(100, 108))
@@ -170,7 +171,7 @@ def test_a_drop_is_a_regression_and_a_gain_an_improvement(reference, tmp_path, c
 def test_missing_group_fails_unless_subset(reference, tmp_path, capsys):
     only_sac = make_set(tmp_path / "sac", groups=(("sac", "utd1"),))
     code, out, err = run_regress(capsys, "--reference", reference, "--candidate", only_sac)
-    assert code == 1 and "missing" in err and "| missing" in out
+    assert code == 1 and "missing from the candidate: Pendulum-v1/mbpo/h1" in err and "| missing" in out
     code, out, _ = run_regress(capsys, "--reference", reference, "--candidate", only_sac, "--subset")
     assert code == 0 and "each at 0.025" in out  # two tests only
 
@@ -232,6 +233,8 @@ def test_reference_build_records_provenance_and_refuses_runs_of_other_code(tmp_p
     assert saved == json.loads(json.dumps(info)) and saved["git_revision"] == "a" * 40 and saved["runs"] == 16
     assert saved["machine"]["cpu_capability"] and set(saved["groups"]) == {
         "Pendulum-v1/mbpo/h1/cpu", "Pendulum-v1/sac/utd1/cpu"}  # fmt: skip
+    assert set(saved["numerics_fingerprint"]) == set(saved["groups"])
+    assert {"return_last_quarter_mean", "auc_whole_run_mean"} <= set(saved["groups"]["Pendulum-v1/sac/utd1/cpu"])
     code, _, _ = run_regress(capsys, "--reference", target, "--candidate", output, "--exact")
     assert code == 0
     with pytest.raises(regress.RegressError, match="was made by code aaaa"):
@@ -243,3 +246,162 @@ def torch_version() -> str:
     import torch
 
     return torch.__version__
+
+
+# ---- no run dropped, no bad number accepted, no write into the inputs -----------------------
+
+
+def set_meta(run: Path, **changes) -> None:
+    meta = json.loads((run / "metadata.json").read_text())
+    meta.update(changes)
+    (run / "metadata.json").write_text(json.dumps(meta))
+
+
+def one_line_exit_2(capsys, *args) -> str:
+    code, out, err = run_regress(capsys, *args)
+    assert code == 2, (code, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "damage,named",
+    [
+        (lambda run: set_meta(run, status="running"), "status 'running'"),
+        (lambda run: set_meta(run, seed=4), "metadata says seed=4, the path says 3"),
+        (lambda run: (run / "metadata.json").unlink(), "is not a complete run (no metadata.json)"),
+        (lambda run: (run / "metadata.json").rename(run / "eval.csv.part"), "unfinished: eval.csv.part"),
+        (lambda run: (run / "metadata.json").write_text('{"status": "compl'), "metadata.json is not valid JSON"),
+        (lambda run: (run / "metadata.json").write_text("[1, 2]"), "metadata.json is not a JSON object"),
+    ],
+)
+def test_every_run_the_check_cannot_use_is_named_not_dropped(reference, tmp_path, capsys, damage, named):
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    run = candidate / "runs/Pendulum-v1/sac/utd1/cpu/seed3"
+    damage(run)
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
+    assert str(run) in err and named in err
+
+
+@pytest.mark.parametrize("value", ["-inf", "nan", "inf", ""])
+def test_non_finite_returns_are_rejected_with_one_line(reference, tmp_path, capsys, value):
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    eval_csv = candidate / "runs/Pendulum-v1/mbpo/h1/cpu/seed2/eval.csv"
+    lines = eval_csv.read_text().splitlines()
+    fields = lines[9].split(",")
+    fields[2] = value
+    lines[9] = ",".join(fields)
+    eval_csv.write_text("\n".join(lines) + "\n")
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
+    assert f"{eval_csv} line 10: return = {value!r} is not a finite number" in err
+
+
+@pytest.mark.parametrize(
+    "corrupt,named",
+    [
+        (lambda text: "\n".join(text.splitlines()[:-2]) + "\n", "does not hold the run's evaluations"),  # truncated at a line
+        (lambda text: text[: len(text) // 2], "is not a finite number"),  # cut mid-line: a short row
+        (lambda text: "", "is empty"),
+        (lambda text: text.splitlines()[0] + "\n", "has a header but no rows"),
+        (lambda text: text.replace("return", "retrun", 1), "has columns"),
+        (lambda text: text.replace(",200,", ",2x0,", 1), "length = '2x0' is not a finite number"),
+        (lambda text: text + "1000,0,-1.0,200,1.0\n", "a second row for env_step 1000, episode 0"),
+        (lambda text: text + '"unterminated,1\n', "is not a valid CSV file"),
+    ],
+)
+def test_a_corrupt_eval_csv_is_one_line_naming_it(reference, tmp_path, capsys, corrupt, named):
+    """Runs without a file record (older runs, like the committed reference): the content checks."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    eval_csv = candidate / "runs/Pendulum-v1/sac/utd1/cpu/seed5/eval.csv"
+    eval_csv.write_text(corrupt(eval_csv.read_text()))
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
+    assert str(eval_csv) in err and named in err
+
+
+def test_binary_garbage_in_eval_csv_is_one_line(reference, tmp_path, capsys):
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    eval_csv = candidate / "runs/Pendulum-v1/sac/utd1/cpu/seed5/eval.csv"
+    eval_csv.write_bytes(b"\xff\xfe\x00garbage\x00\x81\n" * 20)
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
+    assert str(eval_csv) in err
+
+
+def record_files(run: Path) -> None:
+    from mbpo.record import file_record
+
+    set_meta(run, files={p.name: file_record(p) for p in sorted(run.glob("*.csv"))})
+
+
+def test_runs_with_a_file_record_are_verified_against_it(reference, tmp_path, capsys):
+    """A file truncated at a line boundary, or changed in a way the content checks cannot see
+    (a return edited to another finite number), is caught by the metadata's rows/bytes/sha256."""
+    for run in (reference / "runs").glob("*/*/*/*/seed*"):
+        record_files(run)
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    code, _, err = run_regress(capsys, "--reference", reference, "--candidate", candidate)
+    assert code == 0, err
+    eval_csv = candidate / "runs/Pendulum-v1/mbpo/h1/cpu/seed1/eval.csv"
+    lines = eval_csv.read_text().splitlines()
+    fields = lines[1].split(",")
+    fields[2] = repr(float(fields[2]) + 1.0)
+    eval_csv.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
+    assert str(eval_csv) in err and "recorded in metadata.json" in err
+    (candidate / "runs/Pendulum-v1/mbpo/h1/cpu/seed1/metadata.json").write_text(
+        json.dumps({**json.loads((reference / "runs/Pendulum-v1/mbpo/h1/cpu/seed1/metadata.json").read_text()), "files": [1]})
+    )
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
+    assert "'files' is not a record" in err
+
+
+def test_the_check_never_writes_into_its_inputs(reference, tmp_path, capsys):
+    (reference / "reference.json").write_text("{}")
+    before = sorted(p.name for p in reference.rglob("*"))
+    # the reference as candidate: a reference folder, so the table goes to stdout only
+    code, out, err = run_regress(capsys, "--reference", reference, "--candidate", reference)
+    assert code == 0 and "| pass" in out and "stdout only" in err
+    # a bare folder of runs is not a pipeline output folder either
+    code, out, err = run_regress(capsys, "--reference", reference, "--candidate", reference / "runs")
+    assert code == 0 and "stdout only" in err
+    assert sorted(p.name for p in reference.rglob("*")) == before
+    # and no --out can point into the reference or a run folder
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", reference, "--out", reference / "regression.md")
+    assert "inside the reference" in err
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference / "runs", candidate / "runs")
+    run = candidate / "runs/Pendulum-v1/sac/utd1/cpu/seed0"
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate, "--out", run / "r.md")
+    assert f"inside the run folder {run}" in err
+    assert sorted(p.name for p in reference.rglob("*")) == before
+    # told where: written there
+    code, _, err = run_regress(capsys, "--reference", reference, "--candidate", reference, "--out", tmp_path / "t" / "r.md")
+    assert code == 0 and set(pd.read_csv(tmp_path / "t" / "r.csv").verdict) == {"pass"}
+
+
+def test_a_garbled_provenance_record_is_one_line(reference, tmp_path, capsys):
+    (reference / "reference.json").write_text("{not json")
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", reference)
+    assert "reference.json is not a valid provenance record" in err
+
+
+def test_numerics_fingerprint_decides_whether_byte_identical_runs_are_possible(reference):
+    from analysis import numerics
+
+    possible, why = numerics.byte_identical_possible(reference)  # no reference.json: unknown
+    assert not possible and "records no numerics fingerprint" in why
+    configs = numerics.group_configs(reference)
+    mine = numerics.fingerprints(configs)
+    assert set(mine) == {"Pendulum-v1/mbpo/h1/cpu", "Pendulum-v1/sac/utd1/cpu"}
+    assert mine == numerics.fingerprints(configs)  # the computation is deterministic
+    assert len(set(mine.values())) == 2 and all(len(v) == 64 for v in mine.values())
+    (reference / "reference.json").write_text(json.dumps({"numerics_fingerprint": mine}))
+    assert numerics.byte_identical_possible(reference) == (True, "this machine's numerics fingerprint equals the reference's")
+    other = {**mine, "Pendulum-v1/sac/utd1/cpu": "0" * 64}
+    (reference / "reference.json").write_text(json.dumps({"numerics_fingerprint": other}))
+    possible, why = numerics.byte_identical_possible(reference)
+    assert not possible and "differs from the reference's for Pendulum-v1/sac/utd1/cpu" in why
