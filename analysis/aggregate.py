@@ -7,10 +7,13 @@ Writes, under --out:
 - `evaluations.csv`: every evaluation episode of every run (tidy);
 - `curves.csv`: per group and grid step: runs, mean, std, IQM and its stratified-bootstrap CI;
 - `summary.csv`, `summary.md`, `summary.tex`: per group: IQM (CI), mean and std of the return at
-  the budget and at the run's end, normalised area under the curve, env steps for the IQM curve
-  to reach the threshold, wall-clock per env step and peak memory (from Snakemake's benchmark
-  files), and for MBPO the probability of beating each SAC and the sample-efficiency ratio
-  (env steps SAC's IQM curve needs to reach MBPO's IQM at the budget, over the budget).
+  the budget, the mean return over 0..budget, the return at the runs' end, env steps for the IQM
+  curve to reach the threshold, the training loop's and the whole job's milliseconds per env
+  step, peak memory, and for MBPO, per baseline (every non-MBPO algorithm and variant), the
+  probability of beating it and the steps ratio. README, "Summary table", defines each column.
+
+Every run's files are verified first (analysis.runs); bad input is one line naming the file and
+exit status 2; tables are replaced atomically.
 """
 
 from __future__ import annotations
@@ -23,17 +26,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.runs import GROUP, IDENTITY, RunFolderError, load_runs, run_scores
+from analysis.runs import GROUP, IDENTITY, RunFolderError, error_line, identity, load_runs, run_scores, train_seconds_per_env_step
 from analysis.stats import (
     interpolate_curve,
     iqm,
-    normalized_auc,
+    normalized_auc_until,
     probability_of_improvement,
     steps_to_threshold,
     stratified_bootstrap_ci,
+    value_at,
 )
-
-SAC_REFERENCES = ("sac", "sac_mbpo_utd")
+from mbpo.record import write_atomic
 
 
 @dataclass(frozen=True)
@@ -71,73 +74,110 @@ def group_curves(grid: np.ndarray, on_grid: pd.DataFrame, s: Settings) -> pd.Dat
 
 
 def benchmark_stats(run_dirs: list[Path], runs_root: Path, bench_root: Path) -> pd.DataFrame:
-    """Snakemake's benchmark record of each run: seconds and peak resident memory."""
+    """Snakemake's benchmark record of each run (whole job: start-up, training, evaluation):
+    seconds and peak resident memory; a run without a record is left out."""
     rows = []
     for run_dir in run_dirs:
-        rel = Path(run_dir).resolve().relative_to(runs_root.resolve())
+        try:
+            rel = Path(run_dir).resolve().relative_to(Path(runs_root).resolve())
+        except ValueError:
+            continue  # a run outside --runs-root has no benchmark record
         tsv = bench_root / rel.parent / f"{rel.name}.tsv"
         if tsv.is_file():
-            bench = pd.read_csv(tsv, sep="\t")
-            rows.append({"path": rel.as_posix(), "bench_seconds": float(bench["s"].iloc[0]),
-                         "max_rss_mb": float(bench["max_rss"].iloc[0])})  # fmt: skip
+            try:
+                bench = pd.read_csv(tsv, sep="\t")
+                seconds, rss = float(bench["s"].iloc[0]), float(bench["max_rss"].iloc[0])
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, IndexError, ValueError):
+                raise RunFolderError(f"{tsv} is not a Snakemake benchmark record (columns s, max_rss)") from None
+            rows.append({"path": rel.as_posix(), "bench_seconds": seconds, "max_rss_mb": rss})
     return pd.DataFrame(rows, columns=["path", "bench_seconds", "max_rss_mb"])
 
 
-def summarize(scores: pd.DataFrame, grid: np.ndarray, on_grid: pd.DataFrame, curves: pd.DataFrame,
-              bench: pd.DataFrame, s: Settings) -> pd.DataFrame:  # fmt: skip
+def train_timing(run_dirs: list[Path]) -> pd.DataFrame:
+    """The training loop's own seconds per env step of each run (from its metadata)."""
+    rows = [{**identity(d), "train_seconds_per_env_step": train_seconds_per_env_step(d)} for d in run_dirs]
+    return pd.DataFrame(rows, columns=[*IDENTITY, "train_seconds_per_env_step"])
+
+
+def run_path(ident: tuple) -> str:
+    return "/".join([*map(str, ident[:4]), f"seed{ident[4]}"])
+
+
+def per_run_at_budget(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Each run's return at `budget` and its mean return over 0..budget (area / budget), both
+    with the curve interpolated at the budget exactly where no evaluation falls on it."""
+    rows = []
+    for ident, run in scores.groupby(IDENTITY, sort=True):
+        run = run.sort_values("env_step")
+        steps, values = run.env_step.to_numpy(dtype=float), run.score.to_numpy()
+        if steps[-1] < budget:
+            raise RunFolderError(f"run {run_path(ident)} ends at env step {int(steps[-1])}, before the budget {budget}")
+        rows.append([*ident, value_at(steps, values, budget), normalized_auc_until(steps, values, budget)])
+    return pd.DataFrame(rows, columns=[*IDENTITY, "at_budget", "auc_to_budget"])
+
+
+def summarize(scores: pd.DataFrame, curves: pd.DataFrame, bench: pd.DataFrame, timing: pd.DataFrame,
+              s: Settings) -> pd.DataFrame:  # fmt: skip
+    """One row per group; columns are defined in the README (Summary table)."""
     rows = []
     at_budget: dict[tuple, np.ndarray] = {}
-    for key, runs in on_grid.groupby(GROUP, sort=True):
-        group_scores = scores.merge(runs[IDENTITY], on=IDENTITY)
+    budgets: dict[tuple, int] = {}
+    for key, group_scores in scores.groupby(GROUP, sort=True):
         last_step = int(group_scores.env_step.max())
         budget = min(s.budget, last_step)
-        upto = grid[grid <= budget]
-        matrix = runs[list(upto)].to_numpy()
-        final = group_scores[group_scores.env_step == budget].groupby("seed").score.first().to_numpy()
-        if final.size == 0:  # no evaluation exactly at the budget: the grid's value
-            final = matrix[:, -1]
-        at_budget[key] = final
-        end = group_scores[group_scores.env_step == last_step].score.to_numpy()
+        per_run = per_run_at_budget(group_scores, budget)
+        final = per_run.at_budget.to_numpy()
+        at_budget[key], budgets[key] = final, budget
+        ends = group_scores[group_scores.env_step == group_scores.groupby("seed").env_step.transform("max")]
         lo, hi = stratified_bootstrap_ci(final, iqm, s.bootstrap_samples, s.confidence, s.seed)
         curve = curves[(curves[GROUP] == pd.Series(key, index=GROUP)).all(axis=1)]
         reach = steps_to_threshold(curve.env_step.to_numpy(), curve.iqm.to_numpy(), s.threshold)
-        paths = {"/".join([*map(str, key[:4]), f"seed{seed}"]) for seed in runs.seed}
+        paths = {run_path((*key, seed)) for seed in per_run.seed}
         b = bench[bench.path.isin(paths)]
+        t = timing.merge(per_run[IDENTITY], on=IDENTITY).train_seconds_per_env_step.dropna()
         rows.append({
-            **dict(zip(GROUP, key)), "seeds": len(runs), "budget": budget, "last_step": last_step,
+            **dict(zip(GROUP, key)), "seeds": len(per_run), "budget": budget, "last_step": last_step,
             "return_iqm": iqm(final), "return_ci_low": lo, "return_ci_high": hi,
-            "return_mean": final.mean(), "return_std": final.std(ddof=0), "final_return_iqm": iqm(end),
-            "auc": iqm(normalized_auc(upto, matrix)), "steps_to_threshold": float(reach),
-            "ms_per_env_step": 1e3 * b.bench_seconds.mean() / last_step if len(b) else np.nan,
+            "return_mean": final.mean(), "return_std": final.std(ddof=0),
+            "auc_to_budget_iqm": iqm(per_run.auc_to_budget.to_numpy()),
+            "return_at_end_iqm": iqm(ends.score.to_numpy()),
+            "steps_to_threshold": float(reach),
+            "train_ms_per_env_step": 1e3 * t.mean() if len(t) else np.nan,
+            "job_ms_per_env_step": 1e3 * b.bench_seconds.mean() / last_step if len(b) else np.nan,
             "peak_rss_mb": b.max_rss_mb.max() if len(b) else np.nan,
         })  # fmt: skip
     summary = pd.DataFrame(rows)
-    for ref in SAC_REFERENCES:
-        summary[f"p_beats_{ref}"] = np.nan
-    summary["sample_efficiency_ratio"] = np.nan
-    for i, row in summary.iterrows():
-        if row.algo != "mbpo":
-            continue
-        for ref in SAC_REFERENCES:
-            refs = [k for k in at_budget if k[0] == row.env and k[1] == ref and k[3] == row.device]
-            if refs:
-                summary.loc[i, f"p_beats_{ref}"] = probability_of_improvement(at_budget[tuple(row[GROUP])], at_budget[refs[0]])
-        sac = curves[(curves.env == row.env) & (curves.algo == "sac") & (curves.device == row.device)]
-        if len(sac):
-            needed = steps_to_threshold(sac.env_step.to_numpy(), sac.iqm.to_numpy(), row.return_iqm)
-            # NaN when SAC never reaches MBPO's return within its own budget
-            summary.loc[i, "sample_efficiency_ratio"] = needed / row.budget
+    # MBPO against every baseline group (each non-MBPO algorithm and variant) of the same env and
+    # device: one column pair per baseline, named after it, so no comparison hides its baseline
+    baselines = sorted({k[1:3] for k in at_budget if k[1] != "mbpo"})
+    for algo, variant in baselines:
+        p_col, ratio_col = f"p_beats_{algo}_{variant}", f"steps_ratio_{algo}_{variant}"
+        summary[p_col], summary[ratio_col] = np.nan, np.nan
+        for i, row in summary.iterrows():
+            base = (row.env, algo, variant, row.device)
+            if row.algo != "mbpo" or base not in at_budget:
+                continue
+            summary.loc[i, p_col] = probability_of_improvement(at_budget[tuple(row[GROUP])], at_budget[base])
+            curve = curves[(curves[GROUP] == pd.Series(base, index=GROUP)).all(axis=1)]
+            needed = steps_to_threshold(curve.env_step.to_numpy(), curve.iqm.to_numpy(), row.return_iqm)
+            # NaN when the baseline never reaches MBPO's return within its own runs
+            summary.loc[i, ratio_col] = needed / row.budget
     return summary
 
 
 def write_tables(summary: pd.DataFrame, curves: pd.DataFrame, evaluations: pd.DataFrame, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    evaluations.to_csv(out / "evaluations.csv", index=False)
-    curves.to_csv(out / "curves.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
+    """Every table written atomically (a temporary file renamed into place): a reader, or
+    Snakemake after an interruption, sees the old table or the new one, never a part."""
     shown = summary.round(3)
-    (out / "summary.md").write_text(shown.to_markdown(index=False) + "\n")
-    (out / "summary.tex").write_text(shown.to_latex(index=False, float_format="%.3f", na_rep="--"))
+    texts = {
+        "evaluations.csv": evaluations.to_csv(index=False),
+        "curves.csv": curves.to_csv(index=False),
+        "summary.csv": summary.to_csv(index=False),
+        "summary.md": shown.to_markdown(index=False) + "\n",
+        "summary.tex": shown.to_latex(index=False, float_format="%.3f", na_rep="--"),
+    }
+    for name, text in texts.items():
+        write_atomic(out / name, text)
 
 
 def aggregate(run_dirs: list[Path], runs_root: Path, bench_root: Path, s: Settings) -> dict[str, pd.DataFrame]:
@@ -146,7 +186,7 @@ def aggregate(run_dirs: list[Path], runs_root: Path, bench_root: Path, s: Settin
     grid, on_grid = curves_on_grid(scores, s.grid)
     curves = group_curves(grid, on_grid, s)
     bench = benchmark_stats(run_dirs, runs_root, bench_root)
-    summary = summarize(scores, grid, on_grid, curves, bench, s)
+    summary = summarize(scores, curves, bench, train_timing(run_dirs), s)
     return {"evaluations": evaluations, "curves": curves, "summary": summary}
 
 
@@ -163,13 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's generator")
     args = parser.parse_args(argv)
+    for name, ok, want in (("--budget", args.budget > 0, "> 0"), ("--grid", args.grid > 0, "> 0"),
+                           ("--bootstrap-samples", args.bootstrap_samples > 0, "> 0"),
+                           ("--confidence", 0 < args.confidence < 1, "in (0, 1)"),
+                           ("--threshold", np.isfinite(args.threshold), "a finite number")):  # fmt: skip
+        if not ok:
+            parser.error(f"{name} must be {want}, got {getattr(args, name[2:].replace('-', '_'))}")
     settings = Settings(args.budget, args.threshold, args.grid, args.bootstrap_samples, args.confidence, args.seed)
     try:
         tables = aggregate(args.runs, args.runs_root, args.benchmarks_root, settings)
+        write_tables(tables["summary"], tables["curves"], tables["evaluations"], args.out)
     except (RunFolderError, OSError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
-    write_tables(tables["summary"], tables["curves"], tables["evaluations"], args.out)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; no table was half-written", file=sys.stderr)
+        return 130
     print(f"{parser.prog}: {len(args.runs)} runs, {len(tables['summary'])} groups -> {args.out}", file=sys.stderr)
     return 0
 

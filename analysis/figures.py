@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from analysis.runs import error_line  # noqa: E402
+
 
 ALGO_LABELS = {"mbpo": "MBPO", "sac": "SAC", "sac_mbpo_utd": "SAC at MBPO's update ratio"}
 _PALETTE = sns.color_palette("colorblind")
@@ -86,7 +88,7 @@ def rollout_ablation(summary: pd.DataFrame) -> plt.Figure:
         mbpo = mbpo.iloc[sorted(range(len(mbpo)), key=lambda i: rollout_order(mbpo.variant.iloc[i]))]
         for ax, column, ylabel in (
             (row[0], "return_iqm", "return at the budget (IQM, 95% CI)"),
-            (row[1], "auc", "mean return over the budget (AUC / steps)"),
+            (row[1], "auc_to_budget_iqm", "mean return over 0..budget (area / budget, IQM)"),
         ):
             positions = range(len(mbpo))
             ax.plot(positions, mbpo[column], "o-", color=color("mbpo"), label=ALGO_LABELS["mbpo"])
@@ -119,7 +121,7 @@ def wallclock(evaluations: pd.DataFrame, curves: pd.DataFrame) -> plt.Figure:
 
 def devices(summary: pd.DataFrame) -> plt.Figure:
     data = summary.assign(
-        steps_per_second=1e3 / summary.ms_per_env_step,
+        steps_per_second=1e3 / summary.job_ms_per_env_step,
         run=[label(a, v) for a, v in zip(summary.algo, summary.variant)],
     )
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -129,6 +131,39 @@ def devices(summary: pd.DataFrame) -> plt.Figure:
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     return fig
+
+
+class TableError(ValueError):
+    """A table is missing, empty, garbled or lacks a column the figures need."""
+
+
+TABLE_COLUMNS = {
+    "curves.csv": ["env", "algo", "variant", "device", "env_step", "iqm", "ci_low", "ci_high"],
+    "summary.csv": ["env", "algo", "variant", "device", "budget", "return_iqm", "return_ci_low", "return_ci_high",
+                    "auc_to_budget_iqm", "job_ms_per_env_step"],
+    "evaluations.csv": ["env", "algo", "variant", "device", "env_step", "wall_seconds"],
+}  # fmt: skip
+
+
+def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A table written by analysis.aggregate, with the columns the figures use."""
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise TableError(f"{path} is missing (run analysis.aggregate first)") from None
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise TableError(f"{path} is not a valid CSV file ({str(exc).strip().splitlines()[-1]})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise TableError(f"{path} lacks column(s) {missing} (written by an older analysis.aggregate?)")
+    if table.empty:
+        raise TableError(f"{path} has no rows")
+    for column in columns:
+        if column not in ("env", "algo", "variant", "device") and not pd.api.types.is_numeric_dtype(table[column]):
+            raise TableError(f"{path}: column {column} holds non-numbers")
+    return table
 
 
 def save(fig: plt.Figure, out: Path, name: str) -> None:
@@ -145,18 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/figures"))
     args = parser.parse_args(argv)
     try:
-        curves = pd.read_csv(args.tables / "curves.csv")
-        summary = pd.read_csv(args.tables / "summary.csv")
-        evaluations = pd.read_csv(args.tables / "evaluations.csv")
-    except OSError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        curves, summary, evaluations = (read_table(args.tables / name, TABLE_COLUMNS[name]) for name in TABLE_COLUMNS)
+    except (TableError, OSError) as exc:
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
     sns.set_theme(style="whitegrid", palette="colorblind")
-    save(sample_efficiency(curves), args.out, "sample_efficiency")
-    save(rollout_ablation(summary), args.out, "rollout_ablation")
-    save(wallclock(evaluations, curves), args.out, "wallclock")
-    if summary.device.nunique() > 1:
-        save(devices(summary), args.out, "devices")
+    try:
+        save(sample_efficiency(curves), args.out, "sample_efficiency")
+        save(rollout_ablation(summary), args.out, "rollout_ablation")
+        save(wallclock(evaluations, curves), args.out, "wallclock")
+        if summary.device.nunique() > 1:
+            save(devices(summary), args.out, "devices")
+    except OSError as exc:
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -2,8 +2,10 @@
 
     python -m analysis.summary RUN_DIR [RUN_DIR ...] [--steps 4000 20000]
 
-Per step: the IQM over runs of each run's mean evaluation return (the seeds' scores), the IQM
-over all evaluation episodes, and each run's score.
+Per group of runs (env, algo, variant, device: only runs of one group are pooled) and step: the
+IQM over runs of each run's mean evaluation return (the seeds' scores), the IQM over all
+evaluation episodes, and each run's score. Every run's files are verified first; bad input is
+one line naming the file and exit status 2.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis.runs import RunFolderError, load_runs
+from analysis.runs import GROUP, RunFolderError, error_line, load_runs
 from analysis.stats import iqm
 
 
@@ -24,19 +26,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         frame = load_runs(args.runs)
     except (RunFolderError, OSError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
-    steps = args.steps or sorted(frame.env_step.unique())
-    missing = sorted(set(steps) - set(frame.env_step))
-    if missing:
-        print(f"{parser.prog}: error: no evaluation at env step(s) {missing}", file=sys.stderr)
-        return 2
-    print(f"{'env_step':>9} {'IQM(seeds)':>11} {'IQM(episodes)':>14}  per-seed mean returns")
-    for step in steps:
-        at = frame[frame.env_step == step]
-        per_seed = at.groupby("seed")["return"].mean()
-        seeds = " ".join(f"{s}:{v:.1f}" for s, v in per_seed.items())
-        print(f"{step:>9} {iqm(per_seed.to_numpy()):11.1f} {iqm(at['return'].to_numpy()):14.1f}  {seeds}")
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    groups = list(frame.groupby(GROUP, sort=True))
+    for key, group in groups:
+        missing = sorted(set(args.steps or []) - set(group.env_step))
+        if missing:
+            print(f"{parser.prog}: error: {'/'.join(key)}: no evaluation at env step(s) {missing}", file=sys.stderr)
+            return 2
+    for n, (key, group) in enumerate(groups):
+        steps = args.steps or sorted(group.env_step.unique())
+        if n:
+            print()
+        print(f"{'/'.join(key)}: {group.seed.nunique()} run(s)")
+        print(f"{'env_step':>9} {'IQM(seeds)':>11} {'IQM(episodes)':>14}  per-seed mean returns")
+        for step in steps:
+            at = group[group.env_step == step]
+            per_seed = at.groupby("seed")["return"].mean()
+            seeds = " ".join(f"{s}:{v:.1f}" for s, v in per_seed.items())
+            print(f"{step:>9} {iqm(per_seed.to_numpy()):11.1f} {iqm(at['return'].to_numpy()):14.1f}  {seeds}")
     return 0
 
 

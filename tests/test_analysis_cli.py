@@ -23,9 +23,10 @@ def runs(tmp_path_factory):
 def test_summary_prints_iqm_per_step(runs, capsys):
     assert summary.main([*map(str, runs), "--steps", "0", "400"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:2] == ["env_step", "IQM(seeds)"] and out[2].split()[0] == "400"
+    assert out[0] == "Pendulum-v1/sac/utd1/cpu: 3 run(s)"
+    assert out[1].split()[:2] == ["env_step", "IQM(seeds)"] and out[3].split()[0] == "400"
     scores = [pd.read_csv(r / "eval.csv").query("env_step == 400")["return"].mean() for r in runs]
-    assert float(out[2].split()[1]) == pytest.approx(sum(scores) / 3, abs=0.06)  # IQM of 3 = mean, none cut
+    assert float(out[3].split()[1]) == pytest.approx(sum(scores) / 3, abs=0.06)  # IQM of 3 = mean, none cut
 
 
 def test_summary_and_aggregate_reject_incomplete_runs(runs, tmp_path, capsys):
@@ -33,7 +34,7 @@ def test_summary_and_aggregate_reject_incomplete_runs(runs, tmp_path, capsys):
     assert summary.main([str(runs[0]), str(tmp_path / "half")]) == 2
     assert "is not a complete run" in capsys.readouterr().err
     assert summary.main([str(runs[0]), "--steps", "123"]) == 2
-    assert "no evaluation at env step(s) [123]" in capsys.readouterr().err
+    assert "Pendulum-v1/sac/utd1/cpu: no evaluation at env step(s) [123]" in capsys.readouterr().err
     args = ["--runs", str(tmp_path / "half"), "--budget", "400", "--threshold", "0", "--grid", "200"]
     assert aggregate.main(args) == 2
 
@@ -47,4 +48,5 @@ def test_aggregate_writes_tables_from_run_folders(runs, tmp_path):
     table = pd.read_csv(tmp_path / "tables" / "summary.csv")
     assert len(table) == 1 and table.seeds[0] == 3 and table.variant[0] == "utd1"
     assert table.steps_to_threshold[0] == 0  # -2000 is reached at once
+    assert table.train_ms_per_env_step[0] > 0  # from each run's metadata
     assert (tmp_path / "tables" / "summary.tex").read_text().startswith("\\begin{tabular}")
