@@ -50,6 +50,17 @@ class ReplayBuffer:
         self._next = (self._next + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    def state_dict(self) -> dict:
+        """The filled rows only (a young buffer is saved small) and the ring's position."""
+        return {"rows": self.data[: self.size].clone(), "size": self.size, "next": self._next}
+
+    def load_state_dict(self, state: dict) -> None:
+        rows = state["rows"]
+        if rows.shape[1] != self.row_dim or state["size"] > self.capacity or rows.shape[0] != state["size"]:
+            raise ValueError(f"buffer state of {tuple(rows.shape)} rows does not fit a {self.capacity} x {self.row_dim} buffer")
+        self.data[: state["size"]].copy_(rows)
+        self.size, self._next = state["size"], state["next"]
+
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """`batch_size` rows drawn uniformly with replacement -> `B x row_dim`."""
         index = torch.randint(self.size, (batch_size,), generator=generator, device=self.data.device)

@@ -17,15 +17,27 @@ from typing import Any, NoReturn, Sequence
 
 import torch
 
-from mbpo.config import PRESETS, SECTIONS, ConfigError, TrainConfig, build_config
+from mbpo import checkpoint
+from mbpo.checkpoint import CheckpointError, Checkpointer, Preempted
+from mbpo.config import PRESETS, SECTIONS, ConfigError, TrainConfig, build_config, paper_table
 from mbpo.envs import EnvError, make_env
 from mbpo.progress import Progress
-from mbpo.record import OutputExistsError, RunWriter, now_iso, provenance
+from mbpo.record import (
+    CHECKPOINT_FILE,
+    RunFileError,
+    RunFolder,
+    RunLockedError,
+    RunWriter,
+    is_complete,
+    now_iso,
+    provenance,
+)
 from mbpo.seeding import make_generators
 from mbpo.termination import termination_fn
-from mbpo.train import streams, train
+from mbpo.train import Trainer, TrainingDiverged, streams
 
 EXIT_USAGE = 2
+EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped on request after saving a checkpoint
 
 
 class UsageError(Exception):
@@ -111,11 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train one run and write its results folder",
-        description="Train one run and write eval.csv, train.csv and metadata.json to --out.",
+        description=(
+            "Train one run and write eval.csv, train.csv and metadata.json to --out. Running the same "
+            "command again after an interruption resumes from the run's last checkpoint."
+        ),
+        epilog="--preset paper also applies the MBPO paper's per-environment settings (SAC takes "
+        "total_steps, random_steps and truncate_obs only; eval_every = epoch_length):\n\n" + paper_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--out", type=Path, required=True, help="results folder of this run")
-    train.add_argument("--overwrite", action="store_true", help="replace a complete run already in --out")
+    train.add_argument(
+        "--overwrite", action="store_true", help="discard a complete or interrupted run in --out and start over"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="save a checkpoint every SECONDS of training (and on SIGTERM); 0 saves only on SIGTERM (default: 300)",
+    )
     _add_config_flags(train)
     return parser
 
@@ -143,53 +170,111 @@ def reproduce_command(cfg: TrainConfig, out: Path) -> str:
     return shlex.join(words)
 
 
+def _load_resumable(out: Path, cfg: TrainConfig, device: torch.device) -> dict | None:
+    """The checkpoint to resume from, None for a fresh start; UsageError if it is not this run's."""
+    path = out / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    try:
+        payload = checkpoint.load(path, device)
+    except CheckpointError as exc:
+        raise UsageError(f"{exc}; pass --overwrite to discard it and start over") from None
+    diff = checkpoint.config_difference(payload["config"], cfg.to_dict())
+    if diff is not None:
+        raise UsageError(f"{out} holds an interrupted run with another config ({diff}); pass --overwrite to discard it")
+    return payload
+
+
 def train_command(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "quiet")}
+    overrides = {
+        k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "quiet", "checkpoint_interval")
+    }
     try:
         cfg = build_config(overrides)
-        make_env(cfg.run.env).close()  # unknown ids, missing extras, unusable spaces
+        make_env(cfg.run.env, cfg.run.truncate_obs).close()  # unknown ids, missing extras, unusable spaces
         if cfg.run.algo == "mbpo":
             termination_fn(cfg.run.env)
     except (ConfigError, EnvError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
+        raise UsageError(f"--checkpoint-interval must be a finite number >= 0, got {args.checkpoint_interval}")
     device = resolve_device(cfg.run.device)
+    out: Path = args.out
+    try:
+        folder = RunFolder(out)
+    except RunLockedError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot use --out {out}: {exc.strerror or exc}") from None
+    try:
+        return _train_in(folder, cfg, device, args)
+    finally:
+        folder.release()
 
+
+def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: argparse.Namespace) -> int:
+    out = folder.out
+    if is_complete(out) and not args.overwrite:
+        raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
+    resume = None if args.overwrite else _load_resumable(out, cfg, device)
     torch.set_num_threads(cfg.run.threads)
     # Denormal floats (tiny temperatures, Adam moments late in training) make CPU arithmetic
     # many times slower: flushing them to zero cut SAC updates inside MBPO from 6.0 to 4.4 ms.
     torch.set_flush_denormal(True)
     gens = make_generators(cfg.run.seed, device)
     label = f"{cfg.run.algo} {cfg.run.env} seed {cfg.run.seed}"
-    started = now_iso()
-    try:
-        writer = RunWriter(args.out, args.overwrite, streams(cfg))
-    except OutputExistsError as exc:
-        raise UsageError(str(exc)) from None
+    prov = provenance(device)
+    if resume is None:
+        folder.remove_owned()
+        writer = RunWriter(out, streams(cfg))
+        started, resumes = now_iso(), []
+    else:
+        try:
+            writer = RunWriter(out, streams(cfg), offsets=resume["offsets"])
+        except RunFileError as exc:
+            raise UsageError(f"{exc}; pass --overwrite to start over") from None
+        started = resume["start_time"]
+        resumes = [*resume["resumes"], {"env_step": resume["trainer"]["step"], "time": now_iso(),
+                                        "git_revision": prov["git_revision"], "host": prov["host"]}]  # fmt: skip
     progress = Progress(cfg.run.total_steps, label, cfg.run.log_every, quiet=args.quiet)
+    header = {"config": cfg.to_dict(), "start_time": started, "resumes": resumes}
+    checkpointer = Checkpointer(out, args.checkpoint_interval, header)
     try:
-        summary = train(cfg, device, gens, writer, progress)
+        trainer = Trainer(cfg, device, gens, writer, progress)
+        if resume is not None:
+            try:
+                trainer.load_state_dict(resume["trainer"])
+            except CheckpointError as exc:
+                raise UsageError(f"{out / CHECKPOINT_FILE}: {exc}; pass --overwrite to start over") from None
+            progress.resumed(trainer.step)
+            if not args.quiet:
+                print(f"[{label}] resuming from the checkpoint at env step {trainer.step}", file=sys.stderr)
+        summary = trainer.run(checkpointer)
     except BaseException:
         writer.close()
-        progress.close()
         raise
-    progress.close()
+    finally:
+        progress.close()
+        checkpointer.close()
     metadata = {
         "algo": cfg.run.algo,
         "env": cfg.run.env,
         "seed": cfg.run.seed,
         "config": cfg.to_dict(),
-        **provenance(device),
+        **prov,
         "start_time": started,
         "end_time": now_iso(),
+        "resumes": resumes,
+        "checkpoints": checkpointer.summary(),
         **summary,
-        "command": reproduce_command(cfg, args.out),
+        "command": reproduce_command(cfg, out),
     }
     writer.finish(metadata)
     if not args.quiet:
         print(
             f"[{label}] done in {summary['wall_seconds']:.1f}s "
             f"({summary['env_steps_per_second']:.0f} env steps/s), "
-            f"final eval return {summary['final_eval_return']:.1f} -> {args.out}",
+            f"final eval return {summary['final_eval_return']:.1f} -> {out}",
             file=sys.stderr,
         )
     return 0
@@ -204,7 +289,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Preempted as exc:
+        print(f"{parser.prog} {args.command}: stopped: {exc}; run the same command again to resume", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except TrainingDiverged as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a folder removed under the run, ...
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{parser.prog} {args.command}: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; the run is incomplete (only *.part files were written)", file=sys.stderr)
+        print(
+            f"{parser.prog}: interrupted; the run is incomplete: run the same command again to resume "
+            "from its last checkpoint",
+            file=sys.stderr,
+        )
         return 130
     raise AssertionError(f"unhandled command {args.command}")

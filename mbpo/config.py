@@ -10,6 +10,7 @@ Presets are named sets of overrides applied on top of the defaults, before expli
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ class RunConfig:
     eval_episodes: int = _f(10, "episodes per evaluation, on a separate env with its own seeds")
     log_every: int = _f(1000, "write training diagnostics to train.csv every N env steps")
     preset: str = _f("default", "named hyperparameter preset applied before explicit flags")
+    truncate_obs: bool = _f(
+        False, "drop contact forces (Ant) and the com-inertia/velocity/actuator/contact terms (Humanoid) from the observation, as the MBPO paper did"
+    )
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,84 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 
 SECTIONS: dict[str, type] = {"run": RunConfig, "sac": SACConfig, "mbpo": MBPOConfig}
 
+@dataclass(frozen=True)
+class PaperEnv:
+    """The MBPO paper's settings of one environment (original code's configs; docs/paper-settings.md)."""
+
+    total_steps: int  # run length
+    epoch_length: int  # env steps per epoch: the unit of the rollout schedule and of retention
+    updates_per_step: int  # policy updates per env step
+    model_train_freq: int  # env steps between model fits (and rollout phases)
+    rollouts_per_step: int  # model rollouts started per env step (x model_train_freq per phase)
+    model_retain_epochs: int
+    rollout_length: tuple[int, ...]  # start_epoch, end_epoch, start_length, end_length
+    model_width: int
+    target_entropy: float
+    random_steps: int
+    truncate_obs: bool = False
+
+    def overrides(self, algo: str) -> dict[str, dict[str, Any]]:
+        """The preset's sections for `algo`. SAC (the paper's baseline) takes the run length and
+        exploration only: one update per step and the usual -action_dim target entropy."""
+        run = {"total_steps": self.total_steps, "eval_every": self.epoch_length, "truncate_obs": self.truncate_obs}
+        if algo != "mbpo":
+            return {"run": run, "sac": {"random_steps": self.random_steps}}
+        return {
+            "run": run,
+            "sac": {
+                "updates_per_step": self.updates_per_step,
+                "random_steps": self.random_steps,
+                "target_entropy": self.target_entropy,
+            },
+            "mbpo": {
+                "epoch_length": self.epoch_length,
+                "model_train_freq": self.model_train_freq,
+                "rollout_batch_size": self.rollouts_per_step * self.model_train_freq,
+                "model_retain_epochs": self.model_retain_epochs,
+                "rollout_length": self.rollout_length,
+                "model_hidden": (self.model_width,) * 4,
+            },
+        }
+
+
+# keyed by the env id's name (any version: the paper ran -v2, this harness runs -v5)
+PAPER_ENVS: dict[str, PaperEnv] = {
+    "Hopper": PaperEnv(125_000, 1000, 20, 250, 400, 1, (20, 150, 1, 15), 200, -1.0, 5000),
+    "Walker2d": PaperEnv(300_000, 1000, 20, 250, 400, 1, (20, 150, 1, 1), 200, -3.0, 5000),
+    "HalfCheetah": PaperEnv(400_000, 1000, 40, 250, 400, 1, (20, 150, 1, 1), 200, -3.0, 5000),
+    "Ant": PaperEnv(300_000, 1000, 20, 250, 400, 1, (20, 100, 1, 25), 200, -4.0, 5000, truncate_obs=True),
+    "Humanoid": PaperEnv(300_000, 1000, 20, 1000, 100, 5, (20, 300, 1, 25), 400, -2.0, 5000, truncate_obs=True),
+    "InvertedPendulum": PaperEnv(15_000, 250, 10, 250, 400, 1, (1, 15, 1, 1), 200, -0.05, 500),
+    "InvertedDoublePendulum": PaperEnv(15_000, 250, 20, 250, 400, 1, (1, 15, 1, 1), 200, -0.5, 500),
+}
+
+
+def env_name(env_id: str) -> str:
+    """`Hopper-v5` -> `Hopper` (namespaces and versions dropped)."""
+    return env_id.split("/")[-1].split("-v")[0]
+
+
+def preset_sections(algo: str, preset: str, env_id: str) -> dict[str, dict[str, Any]]:
+    """The overrides a named preset applies for `algo` on `env_id`: the algorithm's preset,
+    then, for `paper`, the environment's own settings from `PAPER_ENVS` where it has some."""
+    sections = {sec: dict(fields_) for sec, fields_ in PRESETS[algo][preset].items()}
+    if preset == "paper" and env_name(env_id) in PAPER_ENVS:
+        for sec, fields_ in PAPER_ENVS[env_name(env_id)].overrides(algo).items():
+            sections.setdefault(sec, {}).update(fields_)
+    return sections
+
+
+def paper_table() -> str:
+    """The per-environment values of `--preset paper`, as a plain-text table (for --help)."""
+    keys = [f.name for f in dataclasses.fields(PaperEnv)]
+    rows = [["env", *keys]] + [
+        [name, *(",".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in dataclasses.astuple(p))]
+        for name, p in PAPER_ENVS.items()
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(keys) + 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field."""
@@ -220,7 +302,8 @@ def build_config(overrides: dict[str, Any]) -> TrainConfig:
     if stray:
         raise ConfigError(f"{', '.join(stray)} only apply to algo mbpo (this run's algo is {algo})")
     values: dict[str, dict[str, Any]] = {sec: {} for sec in SECTIONS}
-    for sec, fields_ in PRESETS[algo][preset_name].items():
+    env_id = overrides.get("env") or RunConfig.env
+    for sec, fields_ in preset_sections(algo, preset_name, env_id).items():
         values[sec].update(fields_)
     for name, value in overrides.items():
         values[owner[name]][name] = value
@@ -229,13 +312,30 @@ def build_config(overrides: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
+MAX_SEED = 2**63 - 1
+
+
+def _non_finite(cfg: TrainConfig) -> str | None:
+    """The first float field (or float in a tuple) that is inf or nan, as `name=value`."""
+    for section in SECTIONS:
+        for name, value in getattr(cfg, section).__dict__.items():
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                if isinstance(v, float) and not math.isfinite(v):
+                    return f"{name}={value!r}"
+    return None
+
+
 def validate(cfg: TrainConfig) -> None:
     """Raise ConfigError naming the first invalid field."""
+    bad = _non_finite(cfg)
+    if bad is not None:
+        raise ConfigError(f"{bad.split('=')[0]} must be a finite number, got {bad.split('=', 1)[1]}")
     r, s = cfg.run, cfg.sac
     checks: list[tuple[bool, str]] = [
         (r.algo in ALGOS, f"algo must be one of {', '.join(ALGOS)}, got {r.algo!r}"),
         (r.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {r.device!r}"),
-        (r.seed >= 0, f"seed must be >= 0, got {r.seed}"),
+        (0 <= r.seed <= MAX_SEED, f"seed must be in [0, 2**63 - 1], got {r.seed}"),
         (r.total_steps > 0, f"total_steps must be > 0, got {r.total_steps}"),
         (r.threads > 0, f"threads must be > 0, got {r.threads}"),
         (r.eval_every > 0, f"eval_every must be > 0, got {r.eval_every}"),

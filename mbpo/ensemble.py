@@ -66,6 +66,28 @@ class GaussianEnsemble:
         self.elites = torch.arange(cfg.num_elites, device=device)
         self.elite_net = self.net.subset(self.elites)
 
+    def state_dict(self) -> dict:
+        """Weights, log-variance bounds, optimisers, input normaliser and elites."""
+        return {
+            "params": self.net.params.clone(),
+            "bounds": self.bounds.clone(),
+            "opt": self.opt.state_dict(),
+            "bounds_opt": self.bounds_opt.state_dict(),
+            "input_mean": self.input_mean.clone(),
+            "input_std": self.input_std.clone(),
+            "elites": self.elites.clone(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.params.copy_(state["params"])
+        self.bounds.copy_(state["bounds"])
+        self.opt.load_state_dict(state["opt"])
+        self.bounds_opt.load_state_dict(state["bounds_opt"])
+        self.input_mean = state["input_mean"].to(self.device)
+        self.input_std = state["input_std"].to(self.device)
+        self.elites = state["elites"].to(self.device)
+        self.elite_net = self.net.subset(self.elites, into=self.elite_net)
+
     # ---- prediction -------------------------------------------------------------------------
 
     def normalize(self, inputs: torch.Tensor) -> torch.Tensor:

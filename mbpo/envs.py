@@ -21,11 +21,32 @@ def check_env_id(env_id: str) -> None:
     raise EnvError(f"unknown environment {env_id!r}{hint}")
 
 
-def make_env(env_id: str) -> gym.Env:
-    """Make a continuous-control env: flat Box observations and Box actions."""
+# The MBPO paper's observations for Ant and Humanoid: contact forces (and, for Humanoid, the
+# centre-of-mass inertia, velocity and actuator-force terms) removed; gymnasium v5 has a flag for each.
+TRUNCATED_OBS: dict[str, dict[str, bool]] = {
+    "Ant": {"include_cfrc_ext_in_observation": False},
+    "Humanoid": {
+        "include_cinert_in_observation": False,
+        "include_cvel_in_observation": False,
+        "include_qfrc_actuator_in_observation": False,
+        "include_cfrc_ext_in_observation": False,
+    },
+}
+
+
+def make_env(env_id: str, truncate_obs: bool = False) -> gym.Env:
+    """Make a continuous-control env: flat Box observations and Box actions.
+
+    `truncate_obs` gives Ant and Humanoid the paper's observations (`TRUNCATED_OBS`)."""
     check_env_id(env_id)
+    kwargs = {}
+    if truncate_obs:
+        name = env_id.split("/")[-1].split("-v")[0]
+        if name not in TRUNCATED_OBS or not env_id.endswith("-v5"):
+            raise EnvError(f"truncate_obs applies to Ant-v5 and Humanoid-v5 only, not {env_id!r}")
+        kwargs = TRUNCATED_OBS[name]
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as exc:
         raise EnvError(f"environment {env_id!r} needs an extra dependency: {exc}") from None
     if not isinstance(env.action_space, gym.spaces.Box):

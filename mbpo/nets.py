@@ -230,6 +230,15 @@ class Adam:
             by_decay.setdefault(0.0, []).append(slice(cursor, total))
         return list(by_decay.items())
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(), "step": self._step.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        # copied into the existing tensors: the kernel's views point at them
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])
+        self._step.copy_(state["step"])
+
     def step(self) -> None:
         """One Adam step from the current contents of `grads`."""
         self._step += 1

@@ -16,6 +16,7 @@ class Progress:
         self.info: dict[str, Any] = {}
         self.bar = None
         self._printed = -1
+        self._from = 0
         if not quiet and stream.isatty():
             self.bar = tqdm(total=total, desc=label, unit="step", file=stream, dynamic_ncols=True, mininterval=0.5)
 
@@ -30,7 +31,7 @@ class Progress:
         elif not self.quiet and step != self._printed and (step % self.interval == 0 or step == self.total):
             self._printed = step
             elapsed = time.perf_counter() - self.start
-            rate = step / elapsed if elapsed > 0 else float("nan")
+            rate = (step - self._from) / elapsed if elapsed > 0 else float("nan")
             eta = (self.total - step) / rate if rate > 0 else float("nan")
             extra = " ".join(f"{k}={v}" for k, v in self.info.items())
             print(
@@ -39,6 +40,13 @@ class Progress:
                 file=self.stream,
                 flush=True,
             )
+
+    def resumed(self, step: int) -> None:
+        """The run continues from `step`: rates count from here."""
+        self.start = time.perf_counter()
+        self._from = step
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -2,18 +2,28 @@
 
 A run folder holds, once complete:
 - `eval.csv`: one row per evaluation episode (env_step, episode, return, length, wall_seconds);
-- `train.csv`: training diagnostics every `log_every` env steps;
-- `metadata.json`: resolved config, provenance, timings, and `"status": "complete"`.
+- `train.csv`: training diagnostics every `log_every` env steps (MBPO adds `model.csv`, `rollouts.csv`);
+- `metadata.json`: resolved config, provenance, timings, the size, row count and SHA-256 of every
+  CSV (`files`), and `"status": "complete"`.
 
-While a run is in progress only `*.csv.part` files exist. On success they are renamed into
-place (an atomic rename on one filesystem) and `metadata.json` is written last, atomically, so a
-folder with a `metadata.json` is a complete run and a crash never leaves one that looks complete.
+While a run is in progress only `*.csv.part` files, `checkpoint.pt` (see `mbpo.checkpoint`) and
+`.lock` exist. On success the parts are renamed into place (an atomic rename on one filesystem),
+`metadata.json` is written last, atomically, and the checkpoint is removed, so a folder with a
+`metadata.json` is a complete run and a crash never leaves one that looks complete.
+
+Ownership: a writer holds an exclusive `flock` on `.lock` (which names the holder) for its whole
+life, so a second process writing the same folder is refused; the kernel releases the lock when
+the holder dies, even by SIGKILL, so a stale lock never blocks a re-run. A run only ever removes
+the files named in `OWNED_FILES` (and its own temporary files), never anything else in the folder.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -28,12 +38,27 @@ import gymnasium
 import numpy as np
 import torch
 
-EVAL_FILE, METADATA_FILE = "eval.csv", "metadata.json"
+EVAL_FILE, METADATA_FILE, LOCK_FILE, CHECKPOINT_FILE = "eval.csv", "metadata.json", ".lock", "checkpoint.pt"
 EVAL_COLUMNS = ("env_step", "episode", "return", "length", "wall_seconds")
+RUN_STREAMS = ("eval", "train", "model", "rollouts")  # every CSV a run may write
+OWNED_FILES = (
+    METADATA_FILE,
+    CHECKPOINT_FILE,
+    *(f"{name}.csv" for name in RUN_STREAMS),
+    *(f"{name}.csv.part" for name in RUN_STREAMS),
+)
 
 
 class OutputExistsError(FileExistsError):
     """The output folder already holds a complete run."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is writing the run folder."""
+
+
+class RunFileError(ValueError):
+    """A run file does not match what the run's metadata says of it."""
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -49,6 +74,76 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _unlink_temporaries(folder: Path, name: str) -> None:
+    for tmp in folder.glob(f".{name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+class RunFolder:
+    """Exclusive ownership of a run folder for as long as the object lives (see the module doc).
+
+    Raises `NotADirectoryError`/`PermissionError` for an unusable path and `RunLockedError`
+    naming the holder when another live process owns the folder."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(self.out))
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.out / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip() or "another process"
+            self._handle.close()
+            raise RunLockedError(f"{self.out} is being written by {holder}; wait for it or stop it first") from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
+        self._handle.flush()
+
+    def remove_owned(self) -> None:
+        """Delete every file a run writes (and nothing else) before a fresh start."""
+        # the completion marker goes first, so an interrupted clean-up never looks complete
+        for name in OWNED_FILES:
+            (self.out / name).unlink(missing_ok=True)
+            _unlink_temporaries(self.out, name)
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """Size, data rows (lines after the header) and SHA-256 of a CSV file."""
+    digest, rows, size = hashlib.sha256(), 0, 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            digest.update(line)
+            rows += 1
+            size += len(line)
+    return {"rows": max(rows - 1, 0), "bytes": size, "sha256": digest.hexdigest()}
+
+
+def verify_run_files(run_dir: Path, metadata: dict[str, Any]) -> None:
+    """Check every CSV named in `metadata["files"]` against its recorded size, rows and checksum;
+    raise `RunFileError` naming the first file that differs. Metadata written before checksums
+    were recorded has no `files`: then nothing is checked here (readers still parse the files)."""
+    for name, expected in metadata.get("files", {}).items():
+        path = Path(run_dir) / name
+        if not path.is_file():
+            raise RunFileError(f"{path}: missing (its metadata.json lists it)")
+        found = file_record(path)
+        for key in ("bytes", "rows", "sha256"):
+            if found[key] != expected.get(key):
+                raise RunFileError(
+                    f"{path}: {key} {found[key]} differs from {expected.get(key)} recorded in metadata.json "
+                    "(the file was changed or truncated after the run finished)"
+                )
 
 
 def is_complete(out: Path) -> bool:
@@ -71,23 +166,40 @@ def _format(value: Any) -> Any:
 class RunWriter:
     """Streams a run's rows into `<name>.csv.part` files and commits them with the metadata.
 
-    `streams` maps a file stem to its columns; `eval` is always one of them.
+    `streams` maps a file stem to its columns; `eval` is always one of them. The caller owns the
+    folder (`RunFolder`) and has cleaned it for a fresh start. To resume, pass `offsets` (from
+    `offsets()` at the checkpoint): each part file is cut back to that length, which drops the
+    rows written after the checkpoint, and appended to.
     """
 
-    def __init__(self, out: Path, overwrite: bool, streams: dict[str, Iterable[str]]) -> None:
+    def __init__(self, out: Path, streams: dict[str, Iterable[str]], offsets: dict[str, int] | None = None) -> None:
         self.out = Path(out)
-        if is_complete(self.out) and not overwrite:
-            raise OutputExistsError(f"{self.out} already holds a complete run (pass --overwrite to replace it)")
-        self.out.mkdir(parents=True, exist_ok=True)
-        # the completion marker goes first, so an interrupted overwrite never looks complete
-        (self.out / METADATA_FILE).unlink(missing_ok=True)
-        for old in self.out.glob("*.csv"):
-            old.unlink()
         self.columns = {"eval": EVAL_COLUMNS, **{name: tuple(cols) for name, cols in streams.items()}}
+        if offsets is not None:
+            self._handles = {}
+            for name in self.columns:
+                part = self.out / f"{name}.csv.part"
+                if not part.is_file() or part.stat().st_size < offsets[name]:
+                    raise RunFileError(f"{part}: shorter than its checkpoint says ({offsets[name]} bytes); cannot resume")
+                handle = part.open("r+", newline="")
+                handle.truncate(offsets[name])
+                handle.seek(offsets[name])
+                self._handles[name] = handle
+            self._writers = {name: csv.writer(h, lineterminator="\n") for name, h in self._handles.items()}
+            return
         self._handles = {name: (self.out / f"{name}.csv.part").open("w", newline="") for name in self.columns}
         self._writers = {name: csv.writer(h, lineterminator="\n") for name, h in self._handles.items()}
         for name, columns in self.columns.items():
             self._writers[name].writerow(columns)
+
+    def offsets(self) -> dict[str, int]:
+        """Flush every part file to disk and return its length: what a checkpoint records."""
+        out = {}
+        for name, handle in self._handles.items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            out[name] = handle.tell()
+        return out
 
     def eval_rows(self, rows: Iterable[tuple]) -> None:
         self._writers["eval"].writerows([[_format(v) for v in row] for row in rows])
@@ -102,19 +214,35 @@ class RunWriter:
         self._handles[stream].flush()
 
     def finish(self, metadata: dict[str, Any]) -> None:
-        """Commit the CSVs, then write `metadata.json` with `status: complete`."""
+        """Commit the CSVs, then write `metadata.json` with `status: complete` and each CSV's
+        size, rows and checksum (`files`); finally remove the checkpoint."""
+        files = {}
         for name, handle in self._handles.items():
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
             os.replace(self.out / f"{name}.csv.part", self.out / f"{name}.csv")
-        write_atomic(self.out / METADATA_FILE, json.dumps({**metadata, "status": "complete"}, indent=2) + "\n")
+            files[f"{name}.csv"] = file_record(self.out / f"{name}.csv")
+        text = json.dumps({**json_safe(metadata), "files": files, "status": "complete"}, indent=2, allow_nan=False)
+        write_atomic(self.out / METADATA_FILE, text + "\n")
+        (self.out / CHECKPOINT_FILE).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Close without committing (after a failure): only `*.part` files remain."""
         for handle in self._handles.values():
             if not handle.closed:
                 handle.close()
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None, so the JSON is valid JSON."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _git(*args: str) -> str | None:
@@ -127,14 +255,27 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def cpu_name() -> str:
+def _cpuinfo(key: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU's vendor, model and the instruction set torch's CPU kernels use."""
+    return {
+        "vendor": _cpuinfo("vendor_id") or platform.machine(),
+        "model": cpu_name(),
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def device_name(device: torch.device) -> str:
@@ -154,6 +295,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_info(),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -85,6 +85,27 @@ class SAC:
         )
         self.updates = 0
 
+    def state_dict(self) -> dict:
+        """Everything an update reads or writes (networks, temperature, optimisers, counter)."""
+        return {
+            "actor": self.actor.params.clone(),
+            "critic": self.critic.params.clone(),
+            "critic_target": self.critic_target.params.clone(),
+            "log_alpha": self.log_alpha.clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("actor", "critic", "critic_target"):
+            getattr(self, name).params.copy_(state[name])
+        self.log_alpha.copy_(state["log_alpha"])
+        for name in ("actor_opt", "critic_opt", "alpha_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = state["updates"]
+
     # ---- policy ---------------------------------------------------------------------------
 
     def _heads(self, obs: torch.Tensor, slot: str) -> tuple[torch.Tensor, torch.Tensor]:

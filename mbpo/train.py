@@ -8,15 +8,19 @@ formats files itself. SAC and MBPO share it: MBPO is SAC plus a model phase ever
 
 from __future__ import annotations
 
+import copy
 import math
+import random
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from mbpo.buffer import ReplayBuffer
+from mbpo.checkpoint import CheckpointError, Checkpointer
 from mbpo.config import TrainConfig
 from mbpo.ensemble import GaussianEnsemble
 from mbpo.envs import make_env
@@ -163,105 +167,249 @@ class ModelPhase:
         return torch.cat((real.sample(n_real, self.gens.torch), model_rows), dim=0)
 
 
-def train(cfg: TrainConfig, device: torch.device, gens: Generators, writer: RunWriter, progress: Progress) -> dict:
-    """Train for `cfg.run.total_steps` env steps; returns a summary for the metadata."""
-    run, sac_cfg = cfg.run, cfg.sac
-    env, eval_env = make_env(run.env), make_env(run.env)
-    obs_dim = env.observation_space.shape[0]
-    low = env.action_space.low.astype(np.float32)
-    high = env.action_space.high.astype(np.float32)
-    agent = SAC(obs_dim, low, high, sac_cfg, device, gens.torch)
-    real = ReplayBuffer(min(sac_cfg.buffer_size, run.total_steps), obs_dim, len(low), device)
-    mbpo = ModelPhase(cfg, obs_dim, len(low), device, gens) if run.algo == "mbpo" else None
+class Timer:
+    """Wall-clock seconds per phase: `with timer("update"): ...` adds the block's time."""
 
-    start = time.perf_counter()
-    seconds = dict.fromkeys(PHASES, 0.0)
+    def __init__(self, phases: tuple[str, ...]) -> None:
+        self.seconds = dict.fromkeys(phases, 0.0)
 
-    def run_eval(step: int) -> float:
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
         t = time.perf_counter()
-        results = evaluate(lambda o: agent.act(o, deterministic=True), eval_env, run.eval_episodes, gens.eval_seed)
-        wall = time.perf_counter() - start
-        writer.eval_rows((step, k, ret, length, wall) for k, (ret, length) in enumerate(results))
-        seconds["eval"] += time.perf_counter() - t
-        return float(np.mean([r for r, _ in results]))
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - t
 
-    last_eval = run_eval(0)
-    progress.update(0, eval_return=f"{last_eval:.1f}")
-    obs, _ = env.reset(seed=gens.env_seed)
-    episode_return, finished_returns = 0.0, []
-    stats = None
-    for step in range(1, run.total_steps + 1):
-        t0 = time.perf_counter()
-        if step <= sac_cfg.random_steps:
-            action = gens.numpy.uniform(low, high).astype(np.float32)
+
+def _rng_state(gen: np.random.Generator) -> dict:
+    return copy.deepcopy(gen.bit_generator.state)
+
+
+class Trainer:
+    """One run's training state and loop. `state_dict`/`load_state_dict` capture all of it at an
+    env-step boundary (see `mbpo.checkpoint`), so a resumed run continues bit for bit."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, gens: Generators, writer: RunWriter, progress: Progress) -> None:
+        self.cfg, self.device, self.gens, self.writer, self.progress = cfg, device, gens, writer, progress
+        run, sac_cfg = cfg.run, cfg.sac
+        self.env, self.eval_env = make_env(run.env, run.truncate_obs), make_env(run.env, run.truncate_obs)
+        obs_dim = self.env.observation_space.shape[0]
+        self.low = self.env.action_space.low.astype(np.float32)
+        self.high = self.env.action_space.high.astype(np.float32)
+        self.agent = SAC(obs_dim, self.low, self.high, sac_cfg, device, gens.torch)
+        self.real = ReplayBuffer(min(sac_cfg.buffer_size, run.total_steps), obs_dim, len(self.low), device)
+        self.model_phase = ModelPhase(cfg, obs_dim, len(self.low), device, gens) if run.algo == "mbpo" else None
+        self.timer = Timer(PHASES)
+        self.step = 0  # env steps completed
+        self.last_eval = math.nan
+        self.finished_returns: list[float] = []  # behaviour episodes ended since the last train.csv row
+        # the current training episode: how it was reset and the actions since, so a resumed run
+        # can rebuild the env's exact state by replaying them (no env has to be serialisable)
+        self.obs: np.ndarray | None = None
+        self.episode_return = 0.0
+        self.episode_reset: dict | None = None  # env RNG state before reset; None: the seeded first reset
+        self.episode_actions: list[np.ndarray] = []
+        self._clock = time.perf_counter()  # wall() = seconds of training so far, across resumes
+        self._wall_before = 0.0
+
+    def wall(self) -> float:
+        return self._wall_before + time.perf_counter() - self._clock
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def evaluate(self) -> None:
+        with self.timer("eval"):
+            results = evaluate(
+                lambda o: self.agent.act(o, deterministic=True), self.eval_env, self.cfg.run.eval_episodes, self.gens.eval_seed
+            )
+            for ret, _ in results:
+                if not math.isfinite(ret):
+                    raise TrainingDiverged(f"evaluation at env step {self.step} returned {ret}: training diverged")
+            wall = self.wall()
+            self.writer.eval_rows((self.step, k, ret, length, wall) for k, (ret, length) in enumerate(results))
+            self.last_eval = float(np.mean([r for r, _ in results]))
+        self.progress.update(self.step, eval_return=f"{self.last_eval:.1f}")
+
+    def _reset_env(self) -> None:
+        if self.obs is None:
+            self.episode_reset = None
+            self.obs, _ = self.env.reset(seed=self.gens.env_seed)
         else:
-            action = agent.act(obs, deterministic=False)
-        t1 = time.perf_counter()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        # a time-limit truncation is not terminal: store terminated only, so the critic bootstraps
-        real.add(obs, action, float(reward), next_obs, terminated)
-        episode_return += float(reward)
-        if terminated or truncated:
-            finished_returns.append(episode_return)
-            episode_return = 0.0
-            obs, _ = env.reset()
-        else:
-            obs = next_obs
-        t2 = time.perf_counter()
-        seconds["act"] += t1 - t0
-        seconds["env"] += t2 - t1
+            self.episode_reset = _rng_state(self.env.unwrapped.np_random)
+            self.obs, _ = self.env.reset()
+        self.episode_return, self.episode_actions = 0.0, []
 
-        if mbpo is not None and mbpo.due(step):
-            t = time.perf_counter()
-            mbpo.fit(real, step, writer)
-            seconds["model"] += time.perf_counter() - t
-            t = time.perf_counter()
-            mbpo.rollout(real, agent, step, writer)
-            seconds["rollout"] += time.perf_counter() - t
+    def begin(self) -> None:
+        """Step 0 of a fresh run: the first evaluation and the first reset."""
+        self.evaluate()
+        self._reset_env()
 
-        t3 = time.perf_counter()
-        log_now = step % run.log_every == 0
-        if step > sac_cfg.random_steps:
+    def env_step(self, step: int) -> None:
+        sac_cfg = self.cfg.sac
+        with self.timer("act"):
+            if step <= sac_cfg.random_steps:
+                action = self.gens.numpy.uniform(self.low, self.high).astype(np.float32)
+            else:
+                action = self.agent.act(self.obs, deterministic=False)
+        with self.timer("env"):
+            next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            # a time-limit truncation is not terminal: store terminated only, so the critic bootstraps
+            self.real.add(self.obs, action, float(reward), next_obs, terminated)
+            self.episode_return += float(reward)
+            self.episode_actions.append(action)
+            if terminated or truncated:
+                self.finished_returns.append(self.episode_return)
+                self._reset_env()
+            else:
+                self.obs = next_obs
+
+    def policy_updates(self, log_now: bool) -> dict | None:
+        sac_cfg, stats = self.cfg.sac, None
+        with self.timer("update"):
             for i in range(sac_cfg.updates_per_step):
-                if mbpo is None:
-                    batch = real.sample(sac_cfg.batch_size, gens.torch)
+                if self.model_phase is None:
+                    batch = self.real.sample(sac_cfg.batch_size, self.gens.torch)
                 else:
-                    batch = mbpo.policy_batch(real, sac_cfg.batch_size, cfg.mbpo.real_ratio)
+                    batch = self.model_phase.policy_batch(self.real, sac_cfg.batch_size, self.cfg.mbpo.real_ratio)
                 want = log_now and i == sac_cfg.updates_per_step - 1
-                out = agent.update(batch, stats=want)
+                out = self.agent.update(batch, stats=want)
                 stats = out if want else stats
-        seconds["update"] += time.perf_counter() - t3
+        return stats
 
-        if step % run.eval_every == 0 or step == run.total_steps:
-            last_eval = run_eval(step)
-            progress.update(step, eval_return=f"{last_eval:.1f}")
-        if log_now:
-            row = {
-                "env_step": step,
-                "wall_seconds": time.perf_counter() - start,
-                "updates": agent.updates,
-                "behaviour_return": float(np.mean(finished_returns)) if finished_returns else math.nan,
-                "behaviour_episodes": len(finished_returns),
-            }
-            if stats is not None:
-                row.update({k: float(v) for k, v in stats.items()})
-                stats = None
-            writer.row("train", row)
-            finished_returns = []
-        progress.update(step)
-    env.close()
-    eval_env.close()
-    wall = time.perf_counter() - start
-    train_seconds = wall - seconds["eval"]
-    summary = {
-        "wall_seconds": wall,
-        "env_steps_per_second": run.total_steps / train_seconds,
-        "seconds_per_env_step": train_seconds / run.total_steps,
-        "seconds": seconds if mbpo is not None else {k: seconds[k] for k in ("env", "act", "update", "eval")},
-        "updates": agent.updates,
-        "final_eval_return": last_eval,
-        "target_entropy": agent.target_entropy,
+    def log_row(self, step: int, stats: dict | None) -> None:
+        row = {
+            "env_step": step,
+            "wall_seconds": self.wall(),
+            "updates": self.agent.updates,
+            "behaviour_return": float(np.mean(self.finished_returns)) if self.finished_returns else math.nan,
+            "behaviour_episodes": len(self.finished_returns),
+        }
+        if stats is not None:
+            row.update({k: float(v) for k, v in stats.items()})
+        self.writer.row("train", row)
+        self.finished_returns = []
+
+    def run(self, checkpointer: Checkpointer | None = None) -> dict:
+        """Train from the current step to `total_steps`; returns a summary for the metadata."""
+        run, mp = self.cfg.run, self.model_phase
+        if self.step == 0:
+            self.begin()
+        for step in range(self.step + 1, run.total_steps + 1):
+            self.env_step(step)
+            if mp is not None and mp.due(step):
+                with self.timer("model"):
+                    mp.fit(self.real, step, self.writer)
+                with self.timer("rollout"):
+                    mp.rollout(self.real, self.agent, step, self.writer)
+            log_now = step % run.log_every == 0
+            stats = self.policy_updates(log_now) if step > self.cfg.sac.random_steps else None
+            self.step = step
+            if step % run.eval_every == 0 or step == run.total_steps:
+                self.evaluate()
+            if log_now:
+                self.log_row(step, stats)
+            self.progress.update(step)
+            if checkpointer is not None and step < run.total_steps and checkpointer.due():
+                checkpointer.save(self.checkpoint_payload())
+        self.env.close()
+        self.eval_env.close()
+        return self.summary()
+
+    def summary(self) -> dict:
+        run, seconds = self.cfg.run, self.timer.seconds
+        wall = self.wall()
+        train_seconds = wall - seconds["eval"]
+        out = {
+            "wall_seconds": wall,
+            "env_steps_per_second": run.total_steps / train_seconds,
+            "seconds_per_env_step": train_seconds / run.total_steps,
+            "seconds": seconds if self.model_phase is not None else {k: seconds[k] for k in ("env", "act", "update", "eval")},
+            "updates": self.agent.updates,
+            "final_eval_return": self.last_eval,
+            "target_entropy": self.agent.target_entropy,
+        }
+        if self.model_phase is not None:
+            out["model_buffer_capacity"] = self.model_phase.buffer.capacity
+        return out
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        gens = self.gens
+        state = {
+            "step": self.step,
+            "agent": self.agent.state_dict(),
+            "real": self.real.state_dict(),
+            "torch_rng": gens.torch.get_state(),
+            "numpy_rng": _rng_state(gens.numpy),
+            "global_rng": global_rng_state(),
+            "last_eval": self.last_eval,
+            "finished_returns": list(self.finished_returns),
+            "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
+            "episode_return": self.episode_return,
+            "episode_reset": self.episode_reset,
+            "episode_actions": torch.from_numpy(np.asarray(self.episode_actions, dtype=np.float32).reshape(-1, len(self.low))),
+            "seconds": dict(self.timer.seconds),
+            "wall": self.wall(),
+        }
+        if self.model_phase is not None:
+            state["model"] = self.model_phase.model.state_dict()
+            state["model_buffer"] = self.model_phase.buffer.state_dict()
+        return state
+
+    def checkpoint_payload(self) -> dict:
+        return {"trainer": self.state_dict(), "offsets": self.writer.offsets()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint's state (see `state_dict`), rebuilding the training env's state
+        by replaying the current episode's actions from its reset."""
+        gens = self.gens
+        self.step = state["step"]
+        self.agent.load_state_dict(state["agent"])
+        self.real.load_state_dict(state["real"])
+        gens.torch.set_state(state["torch_rng"].cpu())
+        gens.numpy.bit_generator.state = state["numpy_rng"]
+        set_global_rng_state(state["global_rng"])
+        self.last_eval = state["last_eval"]
+        self.finished_returns = list(state["finished_returns"])
+        self.timer.seconds.update(state["seconds"])
+        self._wall_before, self._clock = state["wall"], time.perf_counter()
+        if self.model_phase is not None:
+            self.model_phase.model.load_state_dict(state["model"])
+            self.model_phase.buffer.load_state_dict(state["model_buffer"])
+        # the env: the same reset, then the same actions
+        obs, _ = self.env.reset(seed=gens.env_seed)
+        if state["episode_reset"] is not None:
+            self.env.unwrapped.np_random.bit_generator.state = state["episode_reset"]
+            obs, _ = self.env.reset()
+        actions = state["episode_actions"].numpy()
+        for action in actions:
+            obs, _, terminated, truncated, _ = self.env.step(action)
+            if terminated or truncated:
+                raise CheckpointError("replaying the checkpoint's episode ended it early: the env is not the one the run used")
+        if not np.array_equal(np.asarray(obs, dtype=np.float64), state["obs"].numpy()):
+            raise CheckpointError("replaying the checkpoint's episode did not reproduce its observation (another env version?)")
+        self.obs, self.episode_return = obs, state["episode_return"]
+        self.episode_reset, self.episode_actions = state["episode_reset"], list(actions)
+
+
+def global_rng_state() -> dict:
+    """Python's, numpy's legacy and torch's global RNG states (library code may draw from them)."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
     }
-    if mbpo is not None:
-        summary["model_buffer_capacity"] = mbpo.buffer.capacity
-    return summary
+
+
+def set_global_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    kind, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite evaluation return: the run stops instead of recording it."""

@@ -51,7 +51,14 @@ BAD_INPUT = [
     (["--env", "CartPole-v1"], "continuous (Box)"),
     (["--total-steps", "0"], "total_steps must be > 0"),
     (["--total-steps", "-5"], "total_steps must be > 0"),
-    (["--seed", "-1"], "seed must be >= 0"),
+    (["--seed", "-1"], "seed must be in [0, 2**63 - 1], got -1"),
+    (["--seed", "99999999999999999999999"], "seed must be in [0, 2**63 - 1]"),
+    (["--actor-lr", "inf"], "actor_lr must be a finite number, got inf"),
+    (["--target-entropy", "nan"], "target_entropy must be a finite number, got nan"),
+    (["--model-weight-decay", "0,0,nan,0"], "only apply to algo mbpo"),
+    (["--algo", "mbpo", "--model-weight-decay", "0,0,nan,0"], "model_weight_decay must be a finite number"),
+    (["--checkpoint-interval", "-1"], "--checkpoint-interval must be a finite number >= 0"),
+    (["--env", "Pendulum-v1", "--truncate-obs"], "truncate_obs applies to Ant-v5 and Humanoid-v5 only"),
     (["--seed", "one"], "invalid int value"),
     (["--device", "tpu"], "invalid choice: 'tpu'"),
     (["--actor-hidden", "64,x"], "comma-separated integers"),
@@ -98,7 +105,7 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
 
 def test_run_record_files_and_metadata(tiny_runs):
     out = tiny_runs["a"]
-    assert sorted(p.name for p in out.iterdir()) == ["eval.csv", "metadata.json", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "eval.csv", "metadata.json", "train.csv"]
     rows = list(csv.DictReader((out / "eval.csv").open()))
     assert tuple(rows[0]) == EVAL_COLUMNS
     assert [int(r["env_step"]) for r in rows] == [0, 0, 200, 200, 400, 400, 600, 600]
@@ -168,8 +175,31 @@ def test_a_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="injected failure"):
         cli.main(["train", "--out", str(out), *TINY, "--quiet"])
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["eval.csv.part", "train.csv.part"]
+    assert names == [".lock", "eval.csv.part", "train.csv.part"]
     monkeypatch.undo()
     # the interrupted folder is not a complete run, so it is re-run without --overwrite
     assert cli.main(["train", "--out", str(out), *TINY, "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["eval.csv", "metadata.json", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "eval.csv", "metadata.json", "train.csv"]
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("not a folder")
+    result = run_cli("--out", str(target), *TINY)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"cannot use --out {target}" in result.stderr
+    assert target.read_text() == "not a folder"
+
+
+def test_a_run_removes_only_the_files_it_writes(tmp_path):
+    """--out pointing at a folder of other files (results/tables, say) loses none of them."""
+    out = tmp_path / "tables"
+    out.mkdir()
+    mine = {"summary.csv": "a,b\n1,2\n", "notes.txt": "keep", "curves.csv": "x\n"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    assert run_cli("--out", str(out), *TINY, "--quiet").returncode == 0
+    assert {name: (out / name).read_text() for name in mine} == mine
+    # and with --overwrite too
+    assert run_cli("--out", str(out), *TINY, "--quiet", "--overwrite").returncode == 0
+    assert {name: (out / name).read_text() for name in mine} == mine

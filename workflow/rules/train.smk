@@ -16,4 +16,4 @@ rule train:
     resources:
         gpu=gpu_jobs,
     shell:
-        "{params.python} -m mbpo train {params.args:q} --threads {threads} --out {params.out:q} --overwrite > {log:q} 2>&1"
+        "{params.python} -m mbpo train {params.args:q} --threads {threads} --out {params.out:q} > {log:q} 2>&1"

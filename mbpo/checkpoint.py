@@ -1,0 +1,110 @@
+"""Checkpoints: a run's whole state, saved atomically so that an interrupted run resumes exactly.
+
+A checkpoint (`checkpoint.pt` in the run folder) holds the resolved config (a resume with a
+different one is refused), the trainer's state (`mbpo.train.Trainer.state_dict`: networks,
+target networks, temperature, every optimiser, the ensemble with its normaliser and elites, both
+replay buffers' filled rows, every random generator, the current episode's reset RNG state and
+actions, the timing counters), the length each `*.csv.part` file had when it was taken, and the
+code revision. Resuming cuts each part file back to that length and continues from the state, so
+a run killed at any moment and resumed writes the same bytes as one never interrupted (clock
+columns aside; `tests/test_checkpoint.py` kills one with SIGKILL and compares).
+
+Checkpoints are taken at env-step boundaries, every `interval` seconds of wall-clock (a time
+interval bounds the work lost whatever the run's speed), and at once when the process receives
+SIGTERM (a SLURM preemption or time limit), after which the run stops with `Preempted`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mbpo.record import CHECKPOINT_FILE
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not belong to this run."""
+
+
+class Preempted(Exception):
+    """The run saved a checkpoint after SIGTERM and stopped; re-running the command resumes it."""
+
+
+def save(path: Path, payload: dict[str, Any]) -> float:
+    """Write `payload` to `path` atomically (temp file, fsync, rename); returns the seconds taken."""
+    t = time.perf_counter()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"format": FORMAT, **payload}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return time.perf_counter() - t
+
+
+def load(path: Path, device: torch.device) -> dict[str, Any]:
+    """Read a checkpoint onto `device`; `CheckpointError` if it is unreadable or of another format."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a torn or foreign file: torch raises several kinds
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a checkpoint of this version of mbpo (format {payload.get('format')!r})")
+    return payload
+
+
+def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first field where two resolved configs differ, as `name: saved -> current`."""
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = config_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            return f"{prefix}{key}: {a!r} in the checkpoint, {b!r} now"
+    return None
+
+
+class Checkpointer:
+    """Decides when to checkpoint and writes the file; catches SIGTERM while it lives."""
+
+    def __init__(self, out: Path, interval: float, header: dict[str, Any]) -> None:
+        self.path = Path(out) / CHECKPOINT_FILE
+        self.interval, self.header = interval, header
+        self.last = time.monotonic()
+        self.saves, self.seconds, self.bytes = 0, 0.0, 0
+        self.terminate = False
+        self._previous = signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.terminate = True
+
+    def due(self) -> bool:
+        return self.terminate or (self.interval > 0 and time.monotonic() - self.last >= self.interval)
+
+    def save(self, payload: dict[str, Any]) -> None:
+        self.seconds += save(self.path, {**self.header, **payload})
+        self.saves += 1
+        self.bytes = self.path.stat().st_size
+        self.last = time.monotonic()
+        if self.terminate:
+            raise Preempted(f"SIGTERM: checkpoint saved at env step {payload['trainer']['step']} in {self.path}")
+
+    def close(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+    def summary(self) -> dict[str, Any]:
+        return {"saves": self.saves, "seconds": self.seconds, "last_bytes": self.bytes, "interval_seconds": self.interval}
