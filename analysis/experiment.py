@@ -18,7 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-ALGORITHMS = {"mbpo": "mbpo", "sac": "sac", "sac_mbpo_utd": "sac"}  # config key -> `--algo`
+# config key -> `--algo`: `sac_mbpo_utd` is SAC at MBPO's update ratio (the control),
+# `sac_asymptote` a longer SAC run whose final return is the paper figure's dashed line, and
+# `mbpo_ablation` MBPO's rollout-length ablation (its variants beside `mbpo`'s)
+ALGORITHMS = {"mbpo": "mbpo", "sac": "sac", "sac_mbpo_utd": "sac", "sac_asymptote": "sac", "mbpo_ablation": "mbpo"}
+PAPER_SCHEDULE = "paper"  # a rollout length meaning "the preset's own (per-environment) schedule"
 RUN_DIR = "{output}/runs/{env}/{algo}/{variant}/{device}/seed{seed}"
 DEFAULT_OUTPUT = "results"  # the config's `output`: the folder of runs, tables, figures and logs
 
@@ -57,7 +61,9 @@ def numbers_from_command_line(value: Any) -> Any:
 
 
 def rollout_variant(length: str | int) -> str:
-    """`3` -> `h3`; `"20,100,1,15"` -> `h20-100-1-15`."""
+    """`3` -> `h3`; `"20,100,1,15"` -> `h20-100-1-15`; `"paper"` -> `hpaper`."""
+    if length == PAPER_SCHEDULE:
+        return "hpaper"
     parts = [p.strip() for p in str(length).split(",")]
     if len(parts) not in (1, 4) or not all(p.isdigit() for p in parts):
         raise ExperimentError(f"algorithms.mbpo.rollout_lengths: {length!r} is not N or start_epoch,end_epoch,start,end")
@@ -101,39 +107,95 @@ def check_envs(envs: list[str]) -> None:
 
 def variants(config: dict[str, Any], algo: str) -> list[str]:
     spec = config["algorithms"][algo]
-    if algo == "mbpo":
+    if ALGORITHMS[algo] == "mbpo":
         return [rollout_variant(length) for length in spec["rollout_lengths"]]
     return [f"utd{spec.get('updates_per_step', 1)}"]
 
 
+def algorithm_envs(config: dict[str, Any], algo: str) -> list[str]:
+    """The envs an algorithm runs on: the config's, or the subset its own `envs` names."""
+    return [env for env in config["envs"] if env in config["algorithms"][algo].get("envs", config["envs"])]
+
+
 def runs(config: dict[str, Any]) -> list[Run]:
-    """Every run of the experiment, in a stable order."""
+    """Every run of the experiment, in a stable order; each run's arguments are checked with the
+    training CLI's own parser and config validation, so a bad option fails here, before any run."""
     check_envs(config["envs"])
+    for seed in config["seeds"]:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ExperimentError(f"seeds: {seed!r} is not an integer")
+    for algo, spec in config["algorithms"].items():
+        stray = sorted(set(spec.get("envs", [])) - set(config["envs"]))
+        if stray:
+            raise ExperimentError(f"algorithms.{algo}.envs: {', '.join(stray)} not in envs")
     devices = resolve_devices(config["devices"])
     output = config.get("output", DEFAULT_OUTPUT)
-    return [
+    planned = [
         Run(env, algo, variant, device, seed, output)
         for env in config["envs"]
         for algo in config["algorithms"]
+        if env in algorithm_envs(config, algo)
         for variant in variants(config, algo)
         for device in devices
         for seed in config["seeds"]
     ]
+    checked: set[tuple] = set()
+    for run in planned:
+        key = (run.env, run.algo, run.variant, run.device)
+        if key not in checked:  # seeds do not change what is valid
+            checked.add(key)
+            check_args(f"algorithms.{run.algo} ({run.env}, {run.variant})", train_args(config, *key, run.seed))
+    return planned
+
+
+def check_args(where: str, args: list[str]) -> None:
+    """Resolve a run's arguments as `python -m mbpo train` would; ExperimentError naming `where`."""
+    from mbpo.cli import ArgumentError, config_from_args
+
+    try:
+        config_from_args(args)
+    except ArgumentError as exc:
+        raise ExperimentError(f"{where}: {exc}") from None
+
+
+def _cli_value(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def paper_total_steps(algo: str, env: str, preset: str) -> int:
+    """The run length a preset gives `env` (the paper's per-environment length for `paper`)."""
+    from mbpo.config import build_config
+
+    return build_config({"algo": ALGORITHMS[algo], "preset": preset, "env": env}).run.total_steps
 
 
 def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device: str, seed: int) -> list[str]:
-    """The `python -m mbpo train` arguments of one run (without `--out`)."""
+    """The `python -m mbpo train` arguments of one run (without `--out`).
+
+    Values the config leaves out (`total_steps`, `evaluation.every`, a `paper` rollout length)
+    come from the run's preset, which for `paper` holds the environment's own settings;
+    `budget_factor` scales the preset's run length (the SAC asymptote's longer runs)."""
     spec = config["algorithms"][algo]
     evaluation = config["evaluation"]
-    args = [
-        "--algo", ALGORITHMS[algo], "--env", env, "--seed", str(seed), "--device", device,
-        "--preset", spec.get("preset", "default"), "--total-steps", str(spec["total_steps"]),
-        "--eval-every", str(evaluation["every"]), "--eval-episodes", str(evaluation["episodes"]),
-    ]  # fmt: skip
-    if algo == "mbpo":
-        args += ["--rollout-length", rollout_flag(variant)]
+    preset = spec.get("preset", "default")
+    args = ["--algo", ALGORITHMS[algo], "--env", env, "--seed", str(seed), "--device", device, "--preset", preset]
+    if "total_steps" in spec:
+        args += ["--total-steps", str(spec["total_steps"])]
+    elif "budget_factor" in spec:
+        args += ["--total-steps", str(round(spec["budget_factor"] * paper_total_steps(algo, env, preset)))]
+    if "every" in evaluation:
+        args += ["--eval-every", str(evaluation["every"])]
+    args += ["--eval-episodes", str(evaluation["episodes"])]
+    options = dict(spec.get("options", {}))
+    if ALGORITHMS[algo] == "mbpo":
+        if variant != "hpaper":
+            args += ["--rollout-length", rollout_flag(variant)]
+        options.update(spec.get("variant_options", {}).get(variant.removeprefix("h").replace("-", ","), {}))
     else:
         args += ["--updates-per-step", variant.removeprefix("utd")]
-    for key, value in spec.get("options", {}).items():
-        args += ["--" + key.replace("_", "-"), ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    for key, value in options.items():
+        if isinstance(value, bool):
+            args.append("--" + ("" if value else "no-") + key.replace("_", "-"))
+        else:
+            args += ["--" + key.replace("_", "-"), _cli_value(value)]
     return args

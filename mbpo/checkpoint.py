@@ -59,7 +59,8 @@ def load(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a torn or foreign file: torch raises several kinds
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint of this version of mbpo (format {payload.get('format')!r})")
     return payload

@@ -37,6 +37,7 @@ from mbpo.termination import termination_fn
 from mbpo.train import Trainer, TrainingDiverged, streams
 
 EXIT_USAGE = 2
+NON_CONFIG_ARGS = ("command", "out", "overwrite", "quiet", "checkpoint_interval")
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped on request after saving a checkpoint
 
 
@@ -44,8 +45,16 @@ class UsageError(Exception):
     """Bad input: reported as one line, exit status 2."""
 
 
+class ArgumentError(ValueError):
+    """Arguments that `python -m mbpo train` would refuse (see `config_from_args`)."""
+
+
 class _Parser(argparse.ArgumentParser):
+    raise_errors = False  # set on a parser used as a library (config_from_args): raise, do not exit
+
     def error(self, message: str) -> NoReturn:
+        if self.raise_errors:
+            raise ArgumentError(message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
@@ -147,6 +156,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_from_args(args: Sequence[str]) -> TrainConfig:
+    """The resolved config of `python -m mbpo train ARGS` (no --out needed), or ArgumentError
+    with the message the command would print: the pipeline checks every planned run with it."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # the subcommand parsers
+        for sub in action.choices.values():
+            sub.raise_errors = True
+    parser.raise_errors = True
+    namespace = parser.parse_args(["train", "--out", "-", *args])
+    overrides = {k: v for k, v in vars(namespace).items() if k not in NON_CONFIG_ARGS}
+    try:
+        cfg = build_config(overrides)
+        make_env(cfg.run.env, cfg.run.truncate_obs).close()
+        if cfg.run.algo == "mbpo":
+            termination_fn(cfg.run.env)
+    except (ConfigError, EnvError, ValueError) as exc:
+        raise ArgumentError(str(exc)) from None
+    return cfg
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -186,9 +215,7 @@ def _load_resumable(out: Path, cfg: TrainConfig, device: torch.device) -> dict |
 
 
 def train_command(args: argparse.Namespace) -> int:
-    overrides = {
-        k: v for k, v in vars(args).items() if k not in ("command", "out", "overwrite", "quiet", "checkpoint_interval")
-    }
+    overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
     try:
         cfg = build_config(overrides)
         make_env(cfg.run.env, cfg.run.truncate_obs).close()  # unknown ids, missing extras, unusable spaces

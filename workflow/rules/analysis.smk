@@ -1,6 +1,7 @@
 rule aggregate:
     input:
         run_metadata(),
+        run_evaluations(),
     output:
         summary=report(f"{OUT}/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
         markdown=f"{OUT}/tables/summary.md",
@@ -44,3 +45,33 @@ rule figures:
         figures=lambda wildcards, output: Path(output[0]).parent,
     shell:
         "{params.python} -m analysis.figures --tables {params.tables:q} --out {params.figures:q} > {log:q} 2>&1"
+
+
+rule paper_figures:
+    input:
+        expand(f"{OUT}/figures/paper_{{name}}.{{ext}}", name=["comparison", "ablation"], ext=["png", "pdf"]),
+        f"{OUT}/tables/paper_returns.md",
+
+
+rule paper:
+    input:
+        run_metadata(),
+        run_evaluations(),
+    output:
+        comparison=report(f"{OUT}/figures/paper_comparison.png", caption="../report/paper.rst", category="Paper"),
+        ablation=report(f"{OUT}/figures/paper_ablation.png", caption="../report/paper_ablation.rst", category="Paper"),
+        pdfs=expand(f"{OUT}/figures/paper_{{name}}.pdf", name=["comparison", "ablation"]),
+        table=report(f"{OUT}/tables/paper_returns.csv", caption="../report/paper_table.rst", category="Paper"),
+        markdown=f"{OUT}/tables/paper_returns.md",
+    conda:
+        "../envs/mbpo.yaml"
+    log:
+        f"{OUT}/logs/paper.log",
+    params:
+        python=python,
+        runs=run_dirs(),
+        tables=lambda wildcards, output: Path(output.table).parent,
+        figures=lambda wildcards, output: Path(output.comparison).parent,
+        bootstrap=lambda wildcards: config["analysis"].get("bootstrap_samples", 2000),
+    shell:
+        "{params.python} -m analysis.paper --runs {params.runs:q} --tables {params.tables:q} --figures {params.figures:q} --bootstrap-samples {params.bootstrap} > {log:q} 2>&1"

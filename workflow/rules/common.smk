@@ -3,7 +3,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
-from analysis.experiment import DEFAULT_OUTPUT, ExperimentError, RUN_DIR, runs, train_args
+from analysis.experiment import ALGORITHMS, DEFAULT_OUTPUT, ExperimentError, RUN_DIR, runs, train_args
 
 
 FIGURES = ["sample_efficiency", "rollout_ablation", "wallclock"]
@@ -19,7 +19,7 @@ DEVICES = sorted({run.device for run in RUNS})
 
 wildcard_constraints:
     env=r"[A-Za-z0-9_.\-]+",
-    algo=r"mbpo|sac|sac_mbpo_utd",
+    algo="|".join(ALGORITHMS),
     variant=r"[a-z0-9\-]+",
     device=r"cpu|cuda",
     seed=r"\d+",
@@ -27,6 +27,11 @@ wildcard_constraints:
 
 def run_metadata():
     return [f"{run.path}/metadata.json" for run in RUNS]
+
+
+def run_evaluations():
+    """Every run's eval.csv too, so that a changed file re-makes what was read from it."""
+    return [f"{run.path}/eval.csv" for run in RUNS]
 
 
 def run_dirs():

@@ -1,0 +1,263 @@
+"""The MBPO paper's figures and table from an experiment like `config/paper.yaml`.
+
+    python -m analysis.paper --runs RUN_DIR ... --tables results/paper/tables --figures results/paper/figures
+
+Writes:
+- `figures/paper_comparison.{png,pdf}`: a panel per environment, IQM evaluation return vs env
+  steps with a 95% stratified-bootstrap band, MBPO (the paper's per-environment rollout schedule)
+  against SAC over the same budget, and the SAC asymptote (IQM final return of the longer SAC
+  runs) dashed, as in the paper's Figure 2;
+- `figures/paper_ablation.{png,pdf}`: Hopper (or whichever env has ablation runs), MBPO at every
+  rollout length of the ablation plus the paper's schedule, as in the paper's rollout-length figure;
+- `tables/paper_returns.{csv,md}`: per env and algorithm, the IQM (95% CI) of the return at
+  fixed fractions of the env's MBPO budget, the number of runs, and the paper's approximate
+  value at the full budget (`PAPER_RETURNS`).
+
+Curves are the runs' mean evaluation return per evaluation, linearly interpolated onto a grid of
+`--points` steps per budget; a run shorter than a grid point does not count there (the band and
+the table say how many runs do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from analysis.runs import RunFolderError, error_line, load_runs, run_scores  # noqa: E402
+from analysis.stats import interpolate_curve, iqm, stratified_bootstrap_ci  # noqa: E402
+from mbpo.config import env_name  # noqa: E402
+from mbpo.record import write_atomic  # noqa: E402
+
+# The paper's MBPO return at its full budget, read off its Figure 2 (approximate; -v2 envs):
+# docs/paper-settings.md. SAC at the same budget is given where the paper shows it.
+PAPER_RETURNS: dict[str, dict[str, float]] = {
+    "Hopper": {"mbpo": 3300.0},
+    "Walker2d": {"mbpo": 4700.0},
+    "HalfCheetah": {"mbpo": 12000.0},
+    "Ant": {"mbpo": 5700.0},
+    "Humanoid": {"mbpo": 5000.0},
+}
+FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
+COMPARED = {"mbpo": "MBPO", "sac": "SAC"}
+_PALETTE = sns.color_palette("colorblind")
+COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_asymptote": _PALETTE[1]}
+
+
+class PaperError(ValueError):
+    """The runs cannot make the paper's figures (the message says why)."""
+
+
+def budgets(scores: pd.DataFrame) -> dict[str, int]:
+    """Each env's budget: the longest MBPO run (else the longest run) of the comparison."""
+    out = {}
+    for env, runs in scores.groupby("env"):
+        mbpo = runs[runs.algo == "mbpo"]
+        out[env] = int((mbpo if not mbpo.empty else runs[runs.algo != "sac_asymptote"]).env_step.max())
+    return out
+
+
+def iqm_curve(runs: pd.DataFrame, grid: np.ndarray, samples: int, seed: int) -> pd.DataFrame:
+    """IQM over runs at each grid step with its 95% stratified-bootstrap interval: columns
+    env_step, runs, iqm, ci_low, ci_high (steps no run reaches are left out)."""
+    curves = np.array([
+        interpolate_curve(run.env_step.to_numpy(), run.score.to_numpy(), grid)
+        for _, run in runs.groupby(["device", "seed"], sort=True)
+    ])  # fmt: skip
+    rows = []
+    for j, step in enumerate(grid):
+        values = curves[:, j][~np.isnan(curves[:, j])]
+        if values.size == 0:
+            continue
+        low, high = stratified_bootstrap_ci(values, iqm, samples=samples, seed=seed)
+        rows.append((int(step), values.size, iqm(values), low, high))
+    return pd.DataFrame(rows, columns=["env_step", "runs", "iqm", "ci_low", "ci_high"])
+
+
+def asymptote(scores: pd.DataFrame, env: str) -> float:
+    """IQM over the SAC-asymptote runs of `env` of each run's last evaluation score."""
+    runs = scores[(scores.env == env) & (scores.algo == "sac_asymptote")]
+    if runs.empty:
+        return math.nan
+    return iqm(runs.sort_values("env_step").groupby("seed").score.last().to_numpy())
+
+
+def compared_runs(scores: pd.DataFrame, env: str, algo: str) -> pd.DataFrame:
+    """The runs of `algo` in the comparison on `env`: MBPO at the paper's schedule where it ran."""
+    runs = scores[(scores.env == env) & (scores.algo == algo)]
+    if algo == "mbpo" and (runs.variant == "hpaper").any():
+        runs = runs[runs.variant == "hpaper"]
+    return runs
+
+
+def returns_table(scores: pd.DataFrame, budget: dict[str, int], samples: int, seed: int) -> pd.DataFrame:
+    """IQM (CI) at each fraction of each env's budget, per env and compared algorithm (the SAC
+    asymptote at its own, longer budget only)."""
+    rows = []
+    for env in budget:
+        for algo in (*COMPARED, "sac_asymptote"):
+            for variant, runs in compared_runs(scores, env, algo).groupby("variant", sort=True):
+                asym = algo == "sac_asymptote"
+                length = int(runs.env_step.max()) if asym else budget[env]
+                fractions = (1.0,) if asym else FRACTIONS
+                steps = [f * length for f in fractions]
+                curve = iqm_curve(runs, np.array(steps), samples, seed).set_index("env_step")
+                row = {"env": env, "algo": algo, "variant": variant, "budget": length}
+                for fraction, step in zip(fractions, steps):
+                    hit = curve.loc[int(step)] if int(step) in curve.index else None
+                    key = f"at_{fraction:g}"
+                    row[f"{key}_steps"] = int(step)
+                    row[f"{key}_runs"] = int(hit.runs) if hit is not None else 0
+                    for stat in ("iqm", "ci_low", "ci_high"):
+                        row[f"{key}_{stat}"] = float(hit[stat]) if hit is not None else math.nan
+                row["paper_at_budget"] = PAPER_RETURNS.get(env_name(env), {}).get(algo, math.nan)
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The table as Markdown: one cell per fraction, `IQM (low, high) [runs]`."""
+    header = ["env", "algorithm", "budget", *(f"{f:g} x budget" for f in FRACTIONS), "paper, full budget"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = []
+        for f in FRACTIONS:
+            key = f"at_{f:g}"
+            if f"{key}_iqm" not in row or pd.isna(row.get(f"{key}_iqm")):
+                cells.append("")
+            else:
+                cells.append(f"{row[f'{key}_iqm']:.0f} ({row[f'{key}_ci_low']:.0f}, {row[f'{key}_ci_high']:.0f}) [{row[f'{key}_runs']:.0f}]")
+        paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
+        name = {"mbpo": "MBPO", "sac": "SAC", "sac_asymptote": "SAC asymptote"}.get(row.algo, row.algo)
+        lines.append("| " + " | ".join([row.env, f"{name} ({row.variant})", str(row.budget), *cells, paper]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, samples: int, seed: int) -> plt.Figure:
+    envs = sorted(budget, key=lambda e: list(budget).index(e))
+    cols = min(len(envs), 4)
+    rows = math.ceil(len(envs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, env in zip(axes.ravel(), envs):
+        grid = np.linspace(0, budget[env], points + 1)
+        for algo, name in COMPARED.items():
+            for i, (variant, runs) in enumerate(compared_runs(scores, env, algo).groupby("variant", sort=True)):
+                curve = iqm_curve(runs, grid, samples, seed)
+                n = len(runs.groupby(["device", "seed"]))
+                ax.plot(curve.env_step, curve.iqm, color=COLORS[algo], linestyle=("-", ":", "-.")[i % 3],
+                        label=f"{name} {variant} ({n} runs)")  # fmt: skip
+                ax.fill_between(curve.env_step, curve.ci_low, curve.ci_high, color=COLORS[algo], alpha=0.2, linewidth=0)
+        level = asymptote(scores, env)
+        if math.isfinite(level):
+            ax.axhline(level, color=COLORS["sac_asymptote"], linestyle="--", linewidth=1.2, label="SAC asymptote")
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("evaluation return (IQM)")
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in axes.ravel()[len(envs):]:
+        ax.set_visible(False)
+    fig.suptitle("MBPO vs SAC at the paper's settings (IQM, 95% bootstrap CI)")
+    fig.tight_layout()
+    return fig
+
+
+def _length_label(variant: str) -> str:
+    if variant == "hpaper":
+        return "paper schedule"
+    parts = variant[1:].split("-")
+    return f"length {parts[0]}" if len(parts) == 1 else f"{parts[2]}->{parts[3]} over epochs {parts[0]}-{parts[1]}"
+
+
+def _length_key(variant: str) -> tuple:
+    return (1, 0) if variant == "hpaper" else (0, int(variant[1:].split("-")[0]))
+
+
+def ablation_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, samples: int, seed: int) -> plt.Figure:
+    envs = sorted(scores[scores.algo == "mbpo_ablation"].env.unique())
+    fig, axes = plt.subplots(1, max(len(envs), 1), figsize=(5.5 * max(len(envs), 1), 3.8), squeeze=False)
+    if not envs:
+        axes[0, 0].text(0.5, 0.5, "no rollout-length ablation runs in this experiment", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+        return fig
+    palette = sns.color_palette("viridis", 6)
+    for ax, env in zip(axes.ravel(), envs):
+        runs = scores[(scores.env == env) & scores.algo.isin(["mbpo", "mbpo_ablation"])]
+        grid = np.linspace(0, budget[env], points + 1)
+        for i, variant in enumerate(sorted(runs.variant.unique(), key=_length_key)):
+            group = runs[runs.variant == variant]
+            curve = iqm_curve(group, grid, samples, seed)
+            c = palette[i % len(palette)]
+            n = len(group.groupby(["device", "seed"]))
+            ax.plot(curve.env_step, curve.iqm, color=c, label=f"{_length_label(variant)} ({n} runs)")
+            ax.fill_between(curve.env_step, curve.ci_low, curve.ci_high, color=c, alpha=0.15, linewidth=0)
+        ax.set_title(f"{env}: MBPO rollout length")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("evaluation return (IQM)")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, out: Path, name: str) -> None:
+    """PNG and PDF, each written to a temporary file and renamed into place."""
+    out.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=f".{ext}")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
+            os.replace(tmp, out / f"{name}.{ext}")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    plt.close(fig)
+
+
+def make(run_dirs: list[Path], tables: Path, figures: Path, points: int, samples: int, seed: int) -> pd.DataFrame:
+    scores = run_scores(load_runs(run_dirs))
+    comparison = scores[scores.algo.isin([*COMPARED, "sac_asymptote"])]
+    if comparison.empty:
+        raise PaperError("no mbpo, sac or sac_asymptote runs among the runs given")
+    budget = budgets(scores)
+    table = returns_table(scores, budget, samples, seed)
+    write_atomic(tables / "paper_returns.csv", table.to_csv(index=False))
+    write_atomic(tables / "paper_returns.md", markdown(table))
+    sns.set_theme(style="whitegrid", palette="colorblind")
+    save_figure(comparison_figure(comparison, budget, points, samples, seed), figures, "paper_comparison")
+    save_figure(ablation_figure(scores, budget, points, samples, seed), figures, "paper_ablation")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.paper", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="complete run folders")
+    parser.add_argument("--tables", type=Path, required=True, help="folder for paper_returns.{csv,md}")
+    parser.add_argument("--figures", type=Path, required=True, help="folder for the figures")
+    parser.add_argument("--points", type=int, default=50, help="grid points per budget on the curves (default 50)")
+    parser.add_argument("--bootstrap-samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0, help="the bootstrap's generator seed")
+    args = parser.parse_args(argv)
+    if args.points < 1 or args.bootstrap_samples < 10:
+        parser.error("--points must be >= 1 and --bootstrap-samples >= 10")
+    try:
+        table = make(args.runs, args.tables, args.figures, args.points, args.bootstrap_samples, args.seed)
+    except (RunFolderError, PaperError, OSError, ValueError) as exc:
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
+        return 2
+    print(markdown(table), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
