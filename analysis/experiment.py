@@ -172,15 +172,19 @@ def paper_total_steps(algo: str, env: str, preset: str) -> int:
 def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device: str, seed: int) -> list[str]:
     """The `python -m mbpo train` arguments of one run (without `--out`).
 
-    Values the config leaves out (`total_steps`, `evaluation.every`, a `paper` rollout length)
+    Values the config leaves out (`total_steps`, or an env missing from a per-env `total_steps`
+    map; `evaluation.every`; a `paper` rollout length)
     come from the run's preset, which for `paper` holds the environment's own settings;
     `budget_factor` scales the preset's run length (the SAC asymptote's longer runs)."""
     spec = config["algorithms"][algo]
     evaluation = config["evaluation"]
     preset = spec.get("preset", "default")
     args = ["--algo", ALGORITHMS[algo], "--env", env, "--seed", str(seed), "--device", device, "--preset", preset]
-    if "total_steps" in spec:
-        args += ["--total-steps", str(spec["total_steps"])]
+    total = spec.get("total_steps")
+    if isinstance(total, dict):  # per env; the others take the preset's
+        total = total.get(env)
+    if total is not None:
+        args += ["--total-steps", str(total)]
     elif "budget_factor" in spec:
         args += ["--total-steps", str(round(spec["budget_factor"] * paper_total_steps(algo, env, preset)))]
     if "every" in evaluation:

@@ -383,12 +383,12 @@ class Trainer:
         if state["episode_reset"] is not None:
             self.env.unwrapped.np_random.bit_generator.state = state["episode_reset"]
             obs, _ = self.env.reset()
-        actions = state["episode_actions"].numpy()
+        actions = state["episode_actions"].cpu().numpy()
         for action in actions:
             obs, _, terminated, truncated, _ = self.env.step(action)
             if terminated or truncated:
                 raise CheckpointError("replaying the checkpoint's episode ended it early: the env is not the one the run used")
-        if not np.array_equal(np.asarray(obs, dtype=np.float64), state["obs"].numpy()):
+        if not np.array_equal(np.asarray(obs, dtype=np.float64), state["obs"].cpu().numpy()):
             raise CheckpointError("replaying the checkpoint's episode did not reproduce its observation (another env version?)")
         self.obs, self.episode_return = obs, state["episode_return"]
         self.episode_reset, self.episode_actions = state["episode_reset"], list(actions)
@@ -407,7 +407,7 @@ def global_rng_state() -> dict:
 def set_global_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     kind, key, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, cached))
+    np.random.set_state((kind, key.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"].cpu())
 
 

@@ -4,16 +4,16 @@ one owner at a time."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+import runfiles
+from runfiles import assert_same_run, checkpoint_step, wait_for_checkpoint_past
 
 pytest.importorskip("mujoco", reason="MuJoCo envs need gymnasium[mujoco]")
 
@@ -27,50 +27,14 @@ HOPPER = [
     "--model-hidden", "48,48", "--model-weight-decay", "0,0,0", "--model-max-epochs", "4",
     "--actor-hidden", "48,48", "--critic-hidden", "48,48", "--log-every", "100", "--quiet",
 ]  # fmt: skip
-CLOCK_COLUMNS = {"wall_seconds", "seconds"}
-RUN_FILES = ("eval.csv", "train.csv", "model.csv", "rollouts.csv")
 
 
 def start(out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mbpo", "train", *HOPPER, "--out", str(out), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return runfiles.start(out, *HOPPER, *extra)
 
 
 def finish(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mbpo", "train", *HOPPER, "--out", str(out), *extra],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-
-
-def without_clocks(path: Path) -> list[list[str]]:
-    rows = list(csv.reader(path.open()))
-    keep = [i for i, name in enumerate(rows[0]) if name not in CLOCK_COLUMNS]
-    return [[row[i] for i in keep] for row in rows]
-
-
-def checkpoint_step(out: Path) -> int:
-    import torch
-
-    return torch.load(out / "checkpoint.pt", weights_only=True)["trainer"]["step"]
-
-
-def wait_for_checkpoint_past(out: Path, step: int, proc: subprocess.Popen, timeout: float = 300) -> int:
-    """Poll until a checkpoint of at least `step` env steps exists; returns its step."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the run ended before a checkpoint past step {step}: {proc.stderr.read()}"
-        if (out / "checkpoint.pt").exists():
-            try:
-                found = checkpoint_step(out)
-            except Exception:  # being replaced right now
-                found = -1
-            if found >= step:
-                return found
-        time.sleep(0.1)
-    raise AssertionError(f"no checkpoint past step {step} within {timeout} s")
+    return runfiles.finish(out, *HOPPER, *extra)
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +43,6 @@ def uninterrupted(tmp_path_factory) -> Path:
     result = finish(out, "--checkpoint-interval", "0")
     assert result.returncode == 0, result.stderr
     return out
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    for name in RUN_FILES:
-        assert without_clocks(a / name) == without_clocks(b / name), f"{name} differs after resuming"
 
 
 @pytest.mark.slow

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+import runfiles
 import torch
 
 from mbpo.config import SACConfig
@@ -28,8 +31,9 @@ def test_update_on_cuda_matches_cpu():
         b.params.copy_(a.params)
     batch = torch.randn(16, 2 * 3 + 2 + 2, generator=torch.Generator().manual_seed(1))
     batch[:, -1] = 0.0
-    # the same policy noise on both devices: drawn on the CPU, replayed through each update
-    noise = [torch.randn(16, 2, generator=torch.Generator().manual_seed(k)) for k in (2, 3)]
+    # the same policy noise on both devices: drawn on the CPU, replayed through each update (one
+    # actor pass per update, over the next and the current observations: 2 x 16 rows)
+    noise = [torch.randn(32, 2, generator=torch.Generator().manual_seed(2))]
     for agent in (cpu, gpu):
         draws = iter(noise)
         agent._noise = lambda shape, d=draws, dev=agent.device: next(d).to(dev)
@@ -49,3 +53,30 @@ def test_cuda_run_writes_a_complete_record(tmp_path):
     assert result.returncode == 0, result.stderr
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["device"].startswith("cuda") and meta["device_name"]
+
+
+# a short MBPO run on a MuJoCo env: model fits, rollouts, mixed batches, terminations
+IP_TINY = [
+    "--device", "cuda", "--algo", "mbpo", "--preset", "paper", "--env", "InvertedPendulum-v5", "--seed", "1",
+    "--total-steps", "1200", "--random-steps", "300", "--model-train-freq", "150", "--rollout-batch-size", "2000",
+    "--updates-per-step", "3", "--eval-every", "300", "--eval-episodes", "2", "--model-max-epochs", "5",
+    "--log-every", "100", "--quiet",
+]  # fmt: skip
+
+
+def test_cuda_runs_repeat_and_resume_exactly(tmp_path):
+    """Same seed twice on CUDA, and once killed (SIGKILL) and resumed: the same run files."""
+    pytest.importorskip("mujoco")
+    first, again, killed = tmp_path / "first", tmp_path / "again", tmp_path / "killed"
+    for out in (first, again):
+        result = runfiles.finish(out, *IP_TINY, "--checkpoint-interval", "0")
+        assert result.returncode == 0, result.stderr
+    runfiles.assert_same_run(first, again)
+    proc = runfiles.start(killed, *IP_TINY, "--checkpoint-interval", "0.3")
+    runfiles.wait_for_checkpoint_past(killed, 500, proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    result = runfiles.finish(killed, *IP_TINY, "--checkpoint-interval", "0.3")
+    assert result.returncode == 0, result.stderr
+    runfiles.assert_same_run(first, killed)

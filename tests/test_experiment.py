@@ -75,7 +75,7 @@ def test_device_throughput_figure():
             "algo": ["mbpo", "mbpo", "sac", "sac"],
             "variant": ["h1", "h1", "utd1", "utd1"],
             "device": ["cpu", "cuda", "cpu", "cuda"],
-            "ms_per_env_step": [10.0, 4.0, 0.5, 0.8],
+            "job_ms_per_env_step": [10.0, 4.0, 0.5, 0.8],
         }
     )
     fig = figures.devices(summary)

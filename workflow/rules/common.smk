@@ -30,8 +30,8 @@ def run_metadata():
 
 
 def run_evaluations():
-    """Every run's eval.csv too, so that a changed file re-makes what was read from it."""
-    return [f"{run.path}/eval.csv" for run in RUNS]
+    """Every run's CSV files that are read, so that a changed file re-makes what was read from it."""
+    return [f"{run.path}/{name}" for run in RUNS for name in ("eval.csv", "train.csv")]
 
 
 def run_dirs():

@@ -1,6 +1,7 @@
 rule train:
     output:
         eval=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/eval.csv",
+        train=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/train.csv",
         metadata=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/metadata.json",
     conda:
         "../envs/mbpo.yaml"

@@ -1,0 +1,59 @@
+"""Helpers shared by the tests that launch training runs and compare their files."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLOCK_COLUMNS = {"wall_seconds", "seconds"}  # clock readings: the only columns allowed to differ
+RUN_FILES = ("eval.csv", "train.csv", "model.csv", "rollouts.csv")
+
+
+def train_command(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "mbpo", "train", *args, "--out", str(out)]
+
+
+def start(out: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(train_command(out, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(train_command(out, *args), capture_output=True, text=True, timeout=600)
+
+
+def without_clocks(path: Path) -> list[list[str]]:
+    rows = list(csv.reader(path.open()))
+    keep = [i for i, name in enumerate(rows[0]) if name not in CLOCK_COLUMNS]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Every run file of `a` equals `b`'s, clock columns aside."""
+    for name in RUN_FILES:
+        if (a / name).exists() or (b / name).exists():
+            assert without_clocks(a / name) == without_clocks(b / name), f"{name} differs"
+
+
+def checkpoint_step(out: Path) -> int:
+    import torch
+
+    return torch.load(out / "checkpoint.pt", weights_only=True, map_location="cpu")["trainer"]["step"]
+
+
+def wait_for_checkpoint_past(out: Path, step: int, proc: subprocess.Popen, timeout: float = 300) -> int:
+    """Poll until a checkpoint of at least `step` env steps exists; returns its step."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the run ended before a checkpoint past step {step}: {proc.stderr.read()}"
+        if (out / "checkpoint.pt").exists():
+            try:
+                found = checkpoint_step(out)
+            except Exception:  # being replaced right now
+                found = -1
+            if found >= step:
+                return found
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint past step {step} within {timeout} s")
