@@ -1,0 +1,108 @@
+"""The paper experiment: its config plans what the paper ran, at the paper's per-environment
+settings; and a smoke version of the whole pipeline (every env, every algorithm, every figure, the
+returns table and the HTML report) runs end to end at tiny budgets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from analysis.experiment import ExperimentError, runs, train_args
+from mbpo.cli import config_from_args
+from mbpo.config import PAPER_ENVS
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+SMOKE = ROOT / "config" / "paper_smoke.yaml"
+
+pytest.importorskip("mujoco", reason="the paper's envs need gymnasium[mujoco]")
+
+
+def resolved(algo: str, env: str, variant: str, seed: int = 0):
+    return config_from_args(train_args(PAPER, env, algo, variant, "cpu", seed))
+
+
+def test_paper_config_plans_the_papers_runs():
+    planned = runs(PAPER)
+    envs, seeds = PAPER["envs"], PAPER["seeds"]
+    by_algo = {algo: [r for r in planned if r.algo == algo] for algo in PAPER["algorithms"]}
+    assert len(by_algo["mbpo"]) == len(by_algo["sac"]) == len(by_algo["sac_asymptote"]) == len(envs) * len(seeds)
+    assert {r.variant for r in by_algo["mbpo"]} == {"hpaper"}
+    assert {(r.env, r.variant) for r in by_algo["mbpo_ablation"]} == {("Hopper-v5", v) for v in ("h1", "h200", "h500")}
+
+
+@pytest.mark.parametrize("env", PAPER["envs"])
+def test_each_env_runs_at_the_papers_settings(env):
+    paper = PAPER_ENVS[env.split("-v")[0]]
+    mbpo, sac = resolved("mbpo", env, "hpaper"), resolved("sac", env, "utd1")
+    assert mbpo.run.total_steps == sac.run.total_steps == paper.total_steps  # same budget
+    assert mbpo.sac.updates_per_step == paper.updates_per_step and sac.sac.updates_per_step == 1
+    assert mbpo.mbpo.model_train_freq == paper.model_train_freq
+    assert mbpo.mbpo.rollout_batch_size == paper.rollouts_per_step * paper.model_train_freq
+    assert mbpo.mbpo.rollout_length == paper.rollout_length and mbpo.mbpo.model_hidden == (paper.model_width,) * 4
+    assert mbpo.mbpo.model_retain_epochs == paper.model_retain_epochs and mbpo.mbpo.epoch_length == paper.epoch_length
+    assert mbpo.sac.target_entropy == paper.target_entropy and sac.sac.target_entropy is None  # SAC: -|A|
+    assert mbpo.sac.random_steps == sac.sac.random_steps == paper.random_steps
+    assert mbpo.run.eval_every == paper.epoch_length
+    assert mbpo.run.truncate_obs == sac.run.truncate_obs == (env.startswith(("Ant", "Humanoid")))
+    assert resolved("sac_asymptote", env, "utd1").run.total_steps == 4 * paper.total_steps
+
+
+def test_the_long_ablation_rollouts_fit_memory():
+    rows = {}
+    for variant in ("h1", "hpaper", "h200", "h500"):
+        algo = "mbpo" if variant == "hpaper" else "mbpo_ablation"
+        cfg = resolved(algo, "Hopper-v5", variant)
+        rows[variant] = cfg.mbpo.model_buffer_size() * (2 * 11 + 3 + 2) * 4  # bytes of float32 rows
+    assert rows["h1"] < 50e6 and rows["hpaper"] < 700e6
+    assert rows["h200"] < 1.1e9 and rows["h500"] < 1.1e9
+
+
+def test_bad_runs_are_refused_at_planning_time_naming_the_algorithm():
+    for change, message in (
+        ({"options": {"batch_size": 0}}, "algorithms.sac (Hopper-v5, utd1): batch_size must be > 0"),
+        ({"options": {"no_such_flag": 1}}, "unrecognized arguments: --no-such-flag 1"),
+        ({"options": {"model_hidden": [8]}}, "model_hidden only apply to algo mbpo"),
+    ):
+        config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+        config["algorithms"]["sac"].update(change)
+        with pytest.raises(ExperimentError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            runs(config)
+    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    config["algorithms"]["mbpo"]["rollout_lengths"] = ["5,2,1,3"]
+    with pytest.raises(ExperimentError, match="0 <= start_epoch <= end_epoch"):
+        runs(config)
+    config["algorithms"]["mbpo"]["rollout_lengths"] = ["paper"]
+    config["seeds"] = [1.0]
+    with pytest.raises(ExperimentError, match="seeds: 1.0 is not an integer"):
+        runs(config)
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_draws_every_figure_table_and_report(tmp_path):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(SMOKE), "--replace-workflow-config", "--cores", "2", "paper_figures"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = tmp_path / "results" / "paper_smoke"
+    for name in ("paper_comparison", "paper_ablation"):
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 10_000
+    table = pd.read_csv(out / "tables" / "paper_returns.csv")
+    smoke = yaml.safe_load(SMOKE.read_text())
+    assert set(table.env) == set(smoke["envs"])
+    assert set(table[table.algo == "mbpo"].env) == set(table[table.algo == "sac"].env) == set(smoke["envs"])
+    assert set(table[table.algo == "sac_asymptote"].env) == set(smoke["algorithms"]["sac_asymptote"]["envs"])
+    assert table.at_1_iqm.notna().all()
+    hopper = table[(table.env == "Hopper-v5") & (table.algo == "mbpo")].iloc[0]
+    assert hopper.paper_at_budget == 3300 and hopper.budget == 300
+    report = tmp_path / "report.html"
+    result = subprocess.run([*cmd, "--report", str(report)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = report.read_text()
+    assert "paper_comparison.png" in html and "paper_ablation.png" in html and "paper_returns.csv" in html
