@@ -3,6 +3,7 @@
 # `python -m mbpo train` arguments); threads and resources come from profiles/default.
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -12,10 +13,14 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
-from analysis.experiment import numbers_from_command_line
+from analysis.experiment import ExperimentError, check_schema, numbers_from_command_line
 
 config.update(numbers_from_command_line(config))  # --config seeds=[0,1] arrives as strings
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    check_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+except ExperimentError as exc:
+    raise WorkflowError(f"invalid config: {exc}")
+validate(config, "workflow/schemas/config.schema.yaml")  # fills the schema's defaults
 
 
 report: "workflow/report/workflow.rst"

@@ -48,6 +48,19 @@ class Run:
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
 
 
+def check_schema(config: dict[str, Any], schema_path: str) -> None:
+    """ExperimentError with one line naming the first field that breaks the schema (Snakemake's
+    own validation prints schema fragments over many lines)."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(open(schema_path))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+        raise ExperimentError(f"{where or 'config'}: {error.message}")
+
+
 def numbers_from_command_line(value: Any) -> Any:
     """Snakemake's `--config key=[0,1]` parses every scalar as a string; turn the strings that
     are numbers back into numbers (env ids, presets and schedules like "20,100,1,15" never are)."""
