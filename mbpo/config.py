@@ -67,7 +67,7 @@ class SACConfig:
 @dataclass(frozen=True)
 class MBPOConfig:
     """Model-based policy optimisation (Janner et al. 2019); defaults are the paper's shared
-    settings (../shared/notes/mbpo-reference.md). SAC's own section sets the policy updates."""
+    settings (docs/paper-settings.md). SAC's own section sets the policy updates."""
 
     ensemble_size: int = _f(7, "probabilistic networks in the dynamics ensemble")
     num_elites: int = _f(5, "members with the lowest holdout loss used for rollouts")
@@ -127,7 +127,7 @@ class TrainConfig:
 
 # Named overrides per algorithm, then per section. `seed` reproduces the tutorial the project
 # started from (Hands-on RL's SAC and MBPO on Pendulum), with its defects fixed by construction
-# (../shared/baseline/README.md lists them). `default` for MBPO is the best Pendulum setting found
+# (docs/seed-tutorial.md lists them). `default` for MBPO is the best Pendulum setting found
 # for the default pipeline.
 _SEED_SAC: dict[str, Any] = {
     "actor_hidden": (128,),
@@ -151,7 +151,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "mbpo": {
         # the paper's shared settings (MBPOConfig's defaults) with its usual SAC schedule; the
         # per-environment values (updates per step, exploration, target entropy, rollout
-        # schedule, epoch length) are flags, see ../shared/notes/mbpo-reference.md
+        # schedule, epoch length) come from PAPER_ENVS below (docs/paper-settings.md)
         "paper": {"sac": {"updates_per_step": 20, "random_steps": 5000}},
         "default": {
             # the seed's SAC and rollout settings with a cheaper model fit: 3 x 128, batch 128,
