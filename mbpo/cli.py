@@ -323,8 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a full disk, a folder removed under the run, ...
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"{parser.prog} {args.command}: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename if exc.filename else f"the run folder {args.out}"
+        print(f"{parser.prog} {args.command}: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

@@ -203,3 +203,46 @@ def test_a_run_removes_only_the_files_it_writes(tmp_path):
     # and with --overwrite too
     assert run_cli("--out", str(out), *TINY, "--quiet", "--overwrite").returncode == 0
     assert {name: (out / name).read_text() for name in mine} == mine
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 512 KiB tmpfs (root only; skipped where mounting is not allowed)."""
+    where = tmp_path / "mnt"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_naming_the_file(small_mount):
+    (small_mount / "filler").write_bytes(b"\0" * (500 * 1024))  # leave a few KiB
+    result = run_cli("--out", str(small_mount / "run"), *TINY, "--total-steps", "2000", "--eval-every", "100", "--quiet")
+    assert result.returncode in (1, 2), result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "No space left on device" in lines[0] and str(small_mount) in lines[0]
+    assert not (small_mount / "run" / "metadata.json").exists()
+
+
+def test_a_read_only_out_is_one_line(small_mount):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    result = run_cli("--out", str(small_mount / "run"), *TINY)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"cannot use --out {small_mount / 'run'}: Read-only file system" in result.stderr
+
+
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
+    """SIGINT while the interpreter imports torch/gymnasium, or later while training: one line."""
+    import signal
+    import time
+
+    for delay in (0.3, 6.0):
+        proc = subprocess.Popen([sys.executable, "-m", "mbpo", "train", "--out", str(tmp_path / f"r{delay}"), *TINY,
+                                 "--total-steps", "100000", "--quiet"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
