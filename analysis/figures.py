@@ -40,13 +40,17 @@ def color(algo: str):
 
 
 def rollout_order(variant: str) -> tuple:
-    """h1 < h3 < h20-100-1-15 (schedules after fixed lengths)."""
+    """h1 < h3 < h20-100-1-15 < hpaper (schedules after fixed lengths, the preset's last)."""
+    if variant == "hpaper":
+        return (5, [])
     parts = [int(p) for p in variant[1:].split("-")]
     return (len(parts), parts)
 
 
 def rollout_label(variant: str) -> str:
-    """`h3` -> `3`; `h20-100-1-15` -> `1->15, epochs 20-100`."""
+    """`h3` -> `3`; `h20-100-1-15` -> `1->15, epochs 20-100`; `hpaper` -> the preset's schedule."""
+    if variant == "hpaper":
+        return "paper schedule"
     parts = variant[1:].split("-")
     if len(parts) == 1:
         return parts[0]

@@ -37,7 +37,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis.runs import RunFolderError, error_line, load_runs, run_scores  # noqa: E402
 from analysis.stats import interpolate_curve, iqm, stratified_bootstrap_ci  # noqa: E402
-from mbpo.config import env_name  # noqa: E402
+from mbpo.config import PAPER_ENVS, env_name  # noqa: E402
 from mbpo.record import write_atomic  # noqa: E402
 
 # The paper's MBPO return at its full budget, read off its Figure 2 (approximate; -v2 envs):
@@ -105,7 +105,7 @@ def returns_table(scores: pd.DataFrame, budget: dict[str, int], samples: int, se
     """IQM (CI) at each fraction of each env's budget, per env and compared algorithm (the SAC
     asymptote at its own, longer budget only)."""
     rows = []
-    for env in budget:
+    for env in sorted(budget, key=paper_order):
         for algo in (*COMPARED, "sac_asymptote"):
             for variant, runs in compared_runs(scores, env, algo).groupby("variant", sort=True):
                 asym = algo == "sac_asymptote"
@@ -144,8 +144,14 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paper_order(env: str) -> tuple:
+    """The paper's order of envs (PAPER_ENVS), others after it by name."""
+    names = list(PAPER_ENVS)
+    return (names.index(env_name(env)), env) if env_name(env) in names else (len(names), env)
+
+
 def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, samples: int, seed: int) -> plt.Figure:
-    envs = sorted(budget, key=lambda e: list(budget).index(e))
+    envs = sorted(budget, key=paper_order)
     cols = min(len(envs), 4)
     rows = math.ceil(len(envs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
@@ -155,8 +161,9 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
             for i, (variant, runs) in enumerate(compared_runs(scores, env, algo).groupby("variant", sort=True)):
                 curve = iqm_curve(runs, grid, samples, seed)
                 n = len(runs.groupby(["device", "seed"]))
+                what = "paper schedule" if variant == "hpaper" else variant
                 ax.plot(curve.env_step, curve.iqm, color=COLORS[algo], linestyle=("-", ":", "-.")[i % 3],
-                        label=f"{name} {variant} ({n} runs)")  # fmt: skip
+                        label=f"{name}, {what} ({n} runs)")  # fmt: skip
                 ax.fill_between(curve.env_step, curve.ci_low, curve.ci_high, color=COLORS[algo], alpha=0.2, linewidth=0)
         level = asymptote(scores, env)
         if math.isfinite(level):
