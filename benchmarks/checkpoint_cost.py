@@ -22,9 +22,9 @@ import torch
 from mbpo import checkpoint
 from mbpo.config import build_config
 from mbpo.progress import Progress
-from mbpo.record import RunWriter
+from mbpo.record import RunWriter, streams
 from mbpo.seeding import make_generators
-from mbpo.train import Trainer, streams
+from mbpo.train import Trainer
 
 
 def main() -> None:

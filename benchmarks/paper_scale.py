@@ -97,10 +97,10 @@ def main() -> None:
     for steps in STEPS:
         x = torch.randn(steps, OBS + ACT, device=device, generator=gen)
         y = torch.randn(steps, 1 + OBS, device=device, generator=gen) * 0.1
-        model.train(x, y, gen)  # warm-up (slots, allocator)
+        model.fit(x, y, gen)  # warm-up (slots, allocator)
         sync(device)
         t = time.perf_counter()
-        report = model.train(x, y, gen)
+        report = model.fit(x, y, gen)
         sync(device)
         epoch_ms[steps] = (time.perf_counter() - t) / report.epochs * 1e3
 

@@ -28,13 +28,14 @@ from mbpo.record import (
     RunFolder,
     RunLockedError,
     RunWriter,
+    streams,
     is_complete,
     now_iso,
     provenance,
 )
 from mbpo.seeding import make_generators
 from mbpo.termination import termination_fn
-from mbpo.train import Trainer, TrainingDiverged, streams
+from mbpo.train import Trainer, TrainingDiverged
 
 EXIT_USAGE = 2
 NON_CONFIG_ARGS = ("command", "out", "overwrite", "quiet", "checkpoint_interval")

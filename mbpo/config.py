@@ -18,7 +18,7 @@ ALGOS = ("sac", "mbpo")
 DEVICES = ("cpu", "cuda", "auto")
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
+def option(default: Any, help: str, **kw: Any) -> Any:
     """A dataclass field carrying its CLI help text."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: default, metadata={"help": help, **kw})
@@ -29,17 +29,17 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class RunConfig:
     """What is run, where, and how it is observed (not learning hyperparameters)."""
 
-    algo: str = _f("sac", "training algorithm", choices=ALGOS)
-    env: str = _f("Pendulum-v1", "gymnasium environment id")
-    seed: int = _f(0, "run seed; every random draw of the run derives from it")
-    total_steps: int = _f(20_000, "real environment steps to train for")
-    device: str = _f("cpu", "torch device: cpu, cuda, or auto (cuda when available)", choices=DEVICES)
-    threads: int = _f(1, "torch intra-op threads (1 lets several runs share a machine)")
-    eval_every: int = _f(1000, "evaluate the deterministic policy every N env steps (and at 0)")
-    eval_episodes: int = _f(10, "episodes per evaluation, on a separate env with its own seeds")
-    log_every: int = _f(1000, "write training diagnostics to train.csv every N env steps")
-    preset: str = _f("default", "named hyperparameter preset applied before explicit flags")
-    truncate_obs: bool = _f(
+    algo: str = option("sac", "training algorithm", choices=ALGOS)
+    env: str = option("Pendulum-v1", "gymnasium environment id")
+    seed: int = option(0, "run seed; every random draw of the run derives from it")
+    total_steps: int = option(20_000, "real environment steps to train for")
+    device: str = option("cpu", "torch device: cpu, cuda, or auto (cuda when available)", choices=DEVICES)
+    threads: int = option(1, "torch intra-op threads (1 lets several runs share a machine)")
+    eval_every: int = option(1000, "evaluate the deterministic policy every N env steps (and at 0)")
+    eval_episodes: int = option(10, "episodes per evaluation, on a separate env with its own seeds")
+    log_every: int = option(1000, "write training diagnostics to train.csv every N env steps")
+    preset: str = option("default", "named hyperparameter preset applied before explicit flags")
+    truncate_obs: bool = option(
         False, "drop contact forces (Ant) and the com-inertia/velocity/actuator/contact terms (Humanoid) from the observation, as the MBPO paper did"
     )
 
@@ -48,20 +48,20 @@ class RunConfig:
 class SACConfig:
     """Soft actor-critic hyperparameters (Haarnoja et al. 2018, learned temperature)."""
 
-    actor_hidden: tuple[int, ...] = _f((256, 256), "actor hidden layer widths, e.g. 256,256")
-    critic_hidden: tuple[int, ...] = _f((256, 256), "twin-Q hidden layer widths, e.g. 256,256")
-    batch_size: int = _f(256, "transitions per gradient update")
-    actor_lr: float = _f(3e-4, "Adam learning rate of the policy")
-    critic_lr: float = _f(3e-4, "Adam learning rate of the twin Q networks")
-    alpha_lr: float = _f(3e-4, "Adam learning rate of the log-temperature")
-    gamma: float = _f(0.99, "discount factor")
-    tau: float = _f(0.005, "Polyak averaging rate of the target Q networks")
-    init_alpha: float = _f(1.0, "initial entropy temperature")
-    learn_alpha: bool = _f(True, "learn the temperature toward target_entropy (else keep init_alpha)")
-    target_entropy: float | None = _f(None, "target policy entropy; 'auto' means -action_dim")
-    updates_per_step: int = _f(1, "gradient updates per env step (the update-to-data ratio)")
-    random_steps: int = _f(1000, "initial env steps with uniformly random actions, no updates")
-    buffer_size: int = _f(1_000_000, "replay capacity in transitions (capped at total_steps)")
+    actor_hidden: tuple[int, ...] = option((256, 256), "actor hidden layer widths, e.g. 256,256")
+    critic_hidden: tuple[int, ...] = option((256, 256), "twin-Q hidden layer widths, e.g. 256,256")
+    batch_size: int = option(256, "transitions per gradient update")
+    actor_lr: float = option(3e-4, "Adam learning rate of the policy")
+    critic_lr: float = option(3e-4, "Adam learning rate of the twin Q networks")
+    alpha_lr: float = option(3e-4, "Adam learning rate of the log-temperature")
+    gamma: float = option(0.99, "discount factor")
+    tau: float = option(0.005, "Polyak averaging rate of the target Q networks")
+    init_alpha: float = option(1.0, "initial entropy temperature")
+    learn_alpha: bool = option(True, "learn the temperature toward target_entropy (else keep init_alpha)")
+    target_entropy: float | None = option(None, "target policy entropy; 'auto' means -action_dim")
+    updates_per_step: int = option(1, "gradient updates per env step (the update-to-data ratio)")
+    random_steps: int = option(1000, "initial env steps with uniformly random actions, no updates")
+    buffer_size: int = option(1_000_000, "replay capacity in transitions (capped at total_steps)")
 
 
 @dataclass(frozen=True)
@@ -69,27 +69,27 @@ class MBPOConfig:
     """Model-based policy optimisation (Janner et al. 2019); defaults are the paper's shared
     settings (docs/paper-settings.md). SAC's own section sets the policy updates."""
 
-    ensemble_size: int = _f(7, "probabilistic networks in the dynamics ensemble")
-    num_elites: int = _f(5, "members with the lowest holdout loss used for rollouts")
-    model_hidden: tuple[int, ...] = _f((200, 200, 200, 200), "hidden widths of each ensemble member (swish)")
-    model_weight_decay: tuple[float, ...] = _f(
+    ensemble_size: int = option(7, "probabilistic networks in the dynamics ensemble")
+    num_elites: int = option(5, "members with the lowest holdout loss used for rollouts")
+    model_hidden: tuple[int, ...] = option((200, 200, 200, 200), "hidden widths of each ensemble member (swish)")
+    model_weight_decay: tuple[float, ...] = option(
         (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4), "L2 weight decay per model layer (hidden layers, then output)"
     )
-    model_lr: float = _f(1e-3, "Adam learning rate of the model")
-    model_batch_size: int = _f(256, "model training minibatch per member")
-    holdout_ratio: float = _f(0.2, "fraction of real data held out to early-stop the model and pick elites")
-    max_holdout: int = _f(5000, "cap on holdout transitions")
-    model_patience: int = _f(5, "stop model training once no member improved for more than N epochs")
-    model_min_improvement: float = _f(0.01, "relative holdout improvement that counts as improving")
-    model_max_epochs: int = _f(0, "cap on model epochs per training (0: no cap, early stopping only)")
-    model_train_freq: int = _f(250, "retrain the model (warm-started) and roll out every N env steps")
-    rollout_batch_size: int = _f(100_000, "branched rollouts started per rollout phase (a multiple of num_elites)")
-    rollout_length: tuple[int, ...] = _f(
+    model_lr: float = option(1e-3, "Adam learning rate of the model")
+    model_batch_size: int = option(256, "model training minibatch per member")
+    holdout_ratio: float = option(0.2, "fraction of real data held out to early-stop the model and pick elites")
+    max_holdout: int = option(5000, "cap on holdout transitions")
+    model_patience: int = option(5, "stop model training once no member improved for more than N epochs")
+    model_min_improvement: float = option(0.01, "relative holdout improvement that counts as improving")
+    model_max_epochs: int = option(0, "cap on model epochs per training (0: no cap, early stopping only)")
+    model_train_freq: int = option(250, "retrain the model (warm-started) and roll out every N env steps")
+    rollout_batch_size: int = option(100_000, "branched rollouts started per rollout phase (a multiple of num_elites)")
+    rollout_length: tuple[int, ...] = option(
         (1,), "model rollout length: N (fixed) or start_epoch,end_epoch,start_length,end_length (linear)"
     )
-    epoch_length: int = _f(1000, "env steps per epoch (the unit of the schedule and of retention)")
-    model_retain_epochs: int = _f(1, "epochs of rollouts the model buffer retains")
-    real_ratio: float = _f(0.05, "fraction of each policy batch drawn from real data")
+    epoch_length: int = option(1000, "env steps per epoch (the unit of the schedule and of retention)")
+    model_retain_epochs: int = option(1, "epochs of rollouts the model buffer retains")
+    real_ratio: float = option(0.05, "fraction of each policy batch drawn from real data")
 
     def rollout_length_at(self, env_step: int) -> int:
         """The rollout length at `env_step`: fixed, or linear in the epoch between the schedule's

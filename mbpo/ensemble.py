@@ -151,7 +151,7 @@ class GaussianEnsemble:
         mean, _, _, _ = self.predict(x, "holdout")
         return (mean - y).square_().mean(dim=(1, 2))
 
-    def train(self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> TrainingReport:
+    def fit(self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> TrainingReport:
         """Fit (warm-started) to all real data: inputs `N x in`, targets `N x out`."""
         cfg, e = self.cfg, self.cfg.ensemble_size
         n_all = inputs.shape[0]

@@ -32,11 +32,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import gymnasium
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from mbpo.config import TrainConfig
 
 EVAL_FILE, METADATA_FILE, LOCK_FILE, CHECKPOINT_FILE = "eval.csv", "metadata.json", ".lock", "checkpoint.pt"
 EVAL_COLUMNS = ("env_step", "episode", "return", "length", "wall_seconds")
@@ -47,6 +50,54 @@ OWNED_FILES = (
     *(f"{name}.csv" for name in RUN_STREAMS),
     *(f"{name}.csv.part" for name in RUN_STREAMS),
 )
+
+
+TRAIN_COLUMNS = (
+    "env_step",
+    "wall_seconds",
+    "updates",
+    "critic_loss",
+    "actor_loss",
+    "alpha",
+    "q_mean",
+    "entropy",
+    "behaviour_return",
+    "behaviour_episodes",
+)
+ROLLOUT_COLUMNS = (
+    "env_step",
+    "rollout_length",
+    "steps",
+    "started",
+    "kept",
+    "alive_at_end",
+    "model_buffer_size",
+    "seconds",
+)
+PHASES = ("env", "act", "update", "model", "rollout", "eval")
+
+
+def model_columns(ensemble_size: int) -> tuple[str, ...]:
+    return (
+        "env_step",
+        "epochs",
+        "train_size",
+        "holdout_size",
+        "train_loss",
+        *(f"holdout_mse_{i}" for i in range(ensemble_size)),
+        "elites",
+        "seconds",
+    )
+
+
+def streams(cfg: "TrainConfig") -> dict[str, tuple[str, ...]]:
+    """The CSV files a run writes besides eval.csv, with their columns."""
+    out = {"train": TRAIN_COLUMNS}
+    if cfg.run.algo == "mbpo":
+        out["model"] = model_columns(cfg.mbpo.ensemble_size)
+        out["rollouts"] = ROLLOUT_COLUMNS
+    return out
+
 
 
 class OutputExistsError(FileExistsError):

@@ -25,58 +25,11 @@ from mbpo.config import TrainConfig
 from mbpo.ensemble import GaussianEnsemble
 from mbpo.envs import make_env
 from mbpo.progress import Progress
-from mbpo.record import RunWriter
+from mbpo.record import PHASES, RunWriter
 from mbpo.rollout import branched_rollout
 from mbpo.sac import SAC
 from mbpo.seeding import Generators
 from mbpo.termination import termination_fn
-
-TRAIN_COLUMNS = (
-    "env_step",
-    "wall_seconds",
-    "updates",
-    "critic_loss",
-    "actor_loss",
-    "alpha",
-    "q_mean",
-    "entropy",
-    "behaviour_return",
-    "behaviour_episodes",
-)
-ROLLOUT_COLUMNS = (
-    "env_step",
-    "rollout_length",
-    "steps",
-    "started",
-    "kept",
-    "alive_at_end",
-    "model_buffer_size",
-    "seconds",
-)
-PHASES = ("env", "act", "update", "model", "rollout", "eval")
-
-
-def model_columns(ensemble_size: int) -> tuple[str, ...]:
-    return (
-        "env_step",
-        "epochs",
-        "train_size",
-        "holdout_size",
-        "train_loss",
-        *(f"holdout_mse_{i}" for i in range(ensemble_size)),
-        "elites",
-        "seconds",
-    )
-
-
-def streams(cfg: TrainConfig) -> dict[str, tuple[str, ...]]:
-    """The CSV files a run writes besides eval.csv, with their columns."""
-    out = {"train": TRAIN_COLUMNS}
-    if cfg.run.algo == "mbpo":
-        out["model"] = model_columns(cfg.mbpo.ensemble_size)
-        out["rollouts"] = ROLLOUT_COLUMNS
-    return out
-
 
 def evaluate(
     policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int, seed: int
@@ -117,7 +70,7 @@ class ModelPhase:
         data = real.data[: real.size]
         inputs = data[:, : o + a]
         targets = torch.cat((data[:, o + a : o + a + 1], data[:, o + a + 1 : 2 * o + a + 1] - data[:, :o]), dim=1)
-        report = self.model.train(inputs, targets, self.gens.torch)
+        report = self.model.fit(inputs, targets, self.gens.torch)
         row = {
             "env_step": step,
             "epochs": report.epochs,

@@ -89,9 +89,9 @@ def test_learns_a_linear_system_and_its_loss_falls():
     model = make(model_max_epochs=1, model_batch_size=64)
     x, y = linear_system(2000, seed=0)
     gen = torch.Generator().manual_seed(0)
-    first = model.train(x, y, gen)
+    first = model.fit(x, y, gen)
     model.cfg = dataclasses.replace(model.cfg, model_max_epochs=200)
-    later = model.train(x, y, gen)
+    later = model.fit(x, y, gen)
     assert later.train_loss < first.train_loss - 2.0  # NLL per member, summed: falls by a lot
     test_x, test_y = linear_system(500, seed=1)
     mean, logvar, _, _ = model.predict(model.normalize(test_x), "test")
@@ -126,7 +126,7 @@ def test_early_stopping_restores_each_members_best_weights_and_picks_elites():
     final = [0.3, 0.1, 0.2]  # after restoring: elites are members 1 and 2
     snapshots: list[torch.Tensor] = []
     scripted_holdout(model, epochs + [final], snapshots)
-    report = model.train(x, y, torch.Generator().manual_seed(0))
+    report = model.fit(x, y, torch.Generator().manual_seed(0))
     assert report.epochs == 6
     best_epoch = {0: 2, 1: 3, 2: 1}
     for member, epoch in best_epoch.items():
@@ -141,12 +141,12 @@ def test_early_stopping_restores_each_members_best_weights_and_picks_elites():
 def test_model_max_epochs_caps_training():
     model = make(model_max_epochs=3, model_patience=100)
     x, y = linear_system(100, seed=3)
-    assert model.train(x, y, torch.Generator().manual_seed(0)).epochs == 3
+    assert model.fit(x, y, torch.Generator().manual_seed(0)).epochs == 3
 
 
 def test_training_needs_data():
     with pytest.raises(ValueError, match="at least 2 transitions"):
-        make().train(torch.zeros(1, OBS + ACT), torch.zeros(1, 1 + OBS), torch.Generator())
+        make().fit(torch.zeros(1, OBS + ACT), torch.zeros(1, 1 + OBS), torch.Generator())
 
 
 def test_each_member_sees_its_own_bootstrap_sample():
@@ -156,6 +156,6 @@ def test_each_member_sees_its_own_bootstrap_sample():
         w.copy_(w[:1].expand_as(w))
         b.copy_(b[:1].expand_as(b))
     x, y = linear_system(300, seed=4)
-    model.train(x, y, torch.Generator().manual_seed(0))
+    model.fit(x, y, torch.Generator().manual_seed(0))
     w = model.net.weights[0]
     assert not torch.allclose(w[0], w[1])

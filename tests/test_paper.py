@@ -109,9 +109,9 @@ def test_smoke_pipeline_draws_every_figure_table_and_report(tmp_path):
 
 
 def test_paper_command_bad_input_is_one_line(tmp_path):
-    for runs in ([str(tmp_path / "missing")], [str(tmp_path)]):
+    for folders in ([str(tmp_path / "missing")], [str(tmp_path)]):
         result = subprocess.run(
-            [sys.executable, "-m", "analysis.paper", "--runs", *runs, "--tables", str(tmp_path / "t"),
+            [sys.executable, "-m", "analysis.paper", "--runs", *folders, "--tables", str(tmp_path / "t"),
              "--figures", str(tmp_path / "f")], capture_output=True, text=True, timeout=120, cwd=ROOT,
         )  # fmt: skip
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -9,10 +9,10 @@ import torch
 from mbpo.config import build_config
 from mbpo.envs import make_env
 from mbpo.progress import Progress
-from mbpo.record import RunWriter
+from mbpo.record import RunWriter, streams
 from mbpo.seeding import make_generators
 from mbpo.termination import termination_fn
-from mbpo.train import Trainer, streams
+from mbpo.train import Trainer
 
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco", reason="MuJoCo envs need gymnasium[mujoco]")
