@@ -4,6 +4,14 @@ from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
 from analysis.experiment import ALGORITHMS, DEFAULT_OUTPUT, ExperimentError, RUN_DIR, runs, train_args
+from analysis.resources import group_of, resources_of_args
+
+
+# tables, figures and the paper's figures take seconds: on a cluster they run where snakemake runs
+localrules:
+    aggregate,
+    figures,
+    paper,
 
 
 FIGURES = ["sample_efficiency", "rollout_ablation", "wallclock"]
@@ -66,8 +74,31 @@ def run_folder(wildcards):
     return RUN_DIR.format(output=OUT, **wildcards)
 
 
-def gpu_jobs(wildcards):
-    return int(wildcards.device == "cuda")
+def train_resources(wildcards):
+    """What a run asks a cluster for (analysis/resources.py: runtime from its budget and a measured
+    cost per env step, memory from its buffers, one GPU for CUDA runs)."""
+    return resources_of_args(tuple(train_arguments(wildcards)))
+
+
+def train_runtime(wildcards):
+    return train_resources(wildcards).runtime
+
+
+def train_mem_mb(wildcards):
+    return train_resources(wildcards).mem_mb
+
+
+def train_gpu(wildcards):
+    return train_resources(wildcards).gpu
+
+
+def train_threads(wildcards):
+    return train_resources(wildcards).threads
+
+
+def train_group(wildcards):
+    """Short runs share cluster jobs; ignored when running locally."""
+    return group_of(train_resources(wildcards))
 
 
 def analysis_settings(wildcards):

@@ -13,8 +13,11 @@ rule train:
         python=python,
         args=train_arguments,
         out=run_folder,
-    threads: 1
+    threads: train_threads
+    group: train_group
     resources:
-        gpu=gpu_jobs,
+        runtime=train_runtime,
+        mem_mb=train_mem_mb,
+        gpu=train_gpu,
     shell:
         "{params.python} -m mbpo train {params.args:q} --threads {threads} --out {params.out:q} > {log:q} 2>&1"
