@@ -9,11 +9,18 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+from analysis.experiment import ExperimentError, check_schema, check_yaml, numbers_from_command_line
+
 # the default experiment lives with the workflow, whatever --directory is
-configfile: Path(workflow.basedir) / "config" / "config.yaml"
+DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
+try:  # snakemake's own loader would not say which file, nor where in it
+    check_yaml(DEFAULT_CONFIG)
+except ExperimentError as exc:
+    raise WorkflowError(f"invalid config: {exc}")
 
 
-from analysis.experiment import ExperimentError, check_schema, numbers_from_command_line
+configfile: DEFAULT_CONFIG
+
 
 config.update(numbers_from_command_line(config))  # --config seeds=[0,1] arrives as strings
 try:

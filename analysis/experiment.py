@@ -48,6 +48,20 @@ class Run:
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
 
 
+def check_yaml(path: str) -> None:
+    """ExperimentError naming the file, line and column where a YAML config stops parsing
+    (Snakemake's own loader says only that some config file is not valid YAML)."""
+    import yaml
+
+    try:
+        yaml.safe_load(open(path))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ExperimentError(f"{path}, line {mark.line + 1}, column {mark.column + 1}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"{path}: not valid YAML ({exc})") from None
+
+
 def check_schema(config: dict[str, Any], schema_path: str) -> None:
     """ExperimentError with one line naming the first field that breaks the schema (Snakemake's
     own validation prints schema fragments over many lines)."""

@@ -243,3 +243,16 @@ def test_report_renders_every_figure_in_a_headless_browser(finished, tmp_path):
             assert driver.execute_script("return arguments[0].naturalWidth", image) > 500
     finally:
         driver.quit()
+
+
+def test_a_malformed_default_config_is_named_with_its_line(tmp_path):
+    """A user who breaks config/config.yaml's YAML is told which file and where."""
+    for name in ("Snakefile", "workflow", "analysis", "mbpo", "profiles"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("envs: [Pendulum-v1\nseeds: [0]\n")
+    result = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1"], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert f"invalid config: {tmp_path / 'config' / 'config.yaml'}, line 2, column 6" in result.stdout + result.stderr
