@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +36,7 @@ import seaborn as sns  # noqa: E402
 from analysis.runs import RunFolderError, error_line, load_runs, run_scores  # noqa: E402
 from analysis.stats import interpolate_curve, iqm, stratified_bootstrap_ci  # noqa: E402
 from mbpo.config import PAPER_ENVS, env_name  # noqa: E402
-from mbpo.record import write_atomic  # noqa: E402
+from mbpo.record import atomic_file, write_atomic  # noqa: E402
 
 # The paper's MBPO return at its full budget, read off its Figure 2 (approximate; -v2 envs):
 # docs/paper-settings.md. SAC at the same budget is given where the paper shows it.
@@ -218,16 +216,9 @@ def ablation_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, s
 
 def save_figure(fig: plt.Figure, out: Path, name: str) -> None:
     """PNG and PDF, each written to a temporary file and renamed into place."""
-    out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "pdf"):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
-            os.replace(tmp, out / f"{name}.{ext}")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(out / f"{name}.{ext}", "wb") as handle:
+            fig.savefig(handle, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
     plt.close(fig)
 
 

@@ -16,16 +16,14 @@ SIGTERM (a SLURM preemption or time limit), after which the run stops with `Pree
 
 from __future__ import annotations
 
-import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mbpo.record import CHECKPOINT_FILE
+from mbpo.record import CHECKPOINT_FILE, atomic_file
 
 FORMAT = 1
 
@@ -41,16 +39,8 @@ class Preempted(Exception):
 def save(path: Path, payload: dict[str, Any]) -> float:
     """Write `payload` to `path` atomically (temp file, fsync, rename); returns the seconds taken."""
     t = time.perf_counter()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, **payload}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as handle:
+        torch.save({"format": FORMAT, **payload}, handle)
     return time.perf_counter() - t
 
 
