@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import sys
@@ -99,15 +100,30 @@ def find_runs(root: Path) -> RunSet:
     return RunSet(root, runs)
 
 
+def field_defaults(section: str) -> dict:
+    """The current defaults of a config section, as JSON writes them (tuples as lists): what a run
+    recorded before a field existed ran with, since a new field's default keeps the old behaviour."""
+    from mbpo.config import SECTIONS
+
+    if section not in SECTIONS:
+        return {}
+    out = {}
+    for f in dataclasses.fields(SECTIONS[section]):
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def comparable_config(run_dir: Path) -> dict:
-    """The run's resolved config without the fields that may differ (seed, device, threads)."""
+    """The run's resolved config without the fields that may differ (seed, device, threads);
+    fields added since the run was made take their defaults."""
     config = metadata(run_dir).get("config")
     if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
         raise RegressError(f"{Path(run_dir) / 'metadata.json'}: 'config' is not an object of sections")
     return {
         (section, name): value
         for section, values in config.items()
-        for name, value in values.items()
+        for name, value in {**field_defaults(section), **values}.items()
         if (section, name) not in FREE_FIELDS
     }
 

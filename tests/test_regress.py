@@ -405,3 +405,18 @@ def test_numerics_fingerprint_decides_whether_byte_identical_runs_are_possible(r
     (reference / "reference.json").write_text(json.dumps({"numerics_fingerprint": other}))
     possible, why = numerics.byte_identical_possible(reference)
     assert not possible and "differs from the reference's for Pendulum-v1/sac/utd1/cpu" in why
+
+
+def test_a_field_added_since_the_reference_takes_its_default(tmp_path):
+    """A reference made before a config field existed compares equal to runs that record the
+    field at its default (the default keeps the old behaviour), and unequal at another value."""
+    import json as _json
+
+    from analysis.regress import comparable_config
+
+    old, new, other = tmp_path / "old", tmp_path / "new", tmp_path / "other"
+    for folder, run in ((old, {"env": "Pendulum-v1"}), (new, {"env": "Pendulum-v1", "truncate_obs": False}),
+                        (other, {"env": "Pendulum-v1", "truncate_obs": True})):  # fmt: skip
+        folder.mkdir()
+        (folder / "metadata.json").write_text(_json.dumps({"status": "complete", "config": {"run": run}}))
+    assert comparable_config(old) == comparable_config(new) != comparable_config(other)
