@@ -418,5 +418,6 @@ def test_a_field_added_since_the_reference_takes_its_default(tmp_path):
     for folder, run in ((old, {"env": "Pendulum-v1"}), (new, {"env": "Pendulum-v1", "truncate_obs": False}),
                         (other, {"env": "Pendulum-v1", "truncate_obs": True})):  # fmt: skip
         folder.mkdir()
-        (folder / "metadata.json").write_text(_json.dumps({"status": "complete", "config": {"run": run}}))
+        meta = {"status": "complete", "env": "Pendulum-v1", "algo": "sac", "device": "cpu", "seed": 0, "config": {"run": run}}
+        (folder / "metadata.json").write_text(_json.dumps(meta))
     assert comparable_config(old) == comparable_config(new) != comparable_config(other)
