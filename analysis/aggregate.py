@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.runs import GROUP, IDENTITY, RunFolderError, error_line, identity, load_runs, run_scores, train_seconds_per_env_step
+from analysis.identity import GROUP, IDENTITY
+from analysis.identity import name as run_name
+from analysis.runs import RunFolderError, error_line, identity, load_runs, run_scores, train_seconds_per_env_step
 from analysis.stats import (
     interpolate_curve,
     iqm,
@@ -99,10 +101,6 @@ def train_timing(run_dirs: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*IDENTITY, "train_seconds_per_env_step"])
 
 
-def run_path(ident: tuple) -> str:
-    return "/".join([*map(str, ident[:4]), f"seed{ident[4]}"])
-
-
 def per_run_at_budget(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     """Each run's return at `budget` and its mean return over 0..budget (area / budget), both
     with the curve interpolated at the budget exactly where no evaluation falls on it."""
@@ -111,7 +109,7 @@ def per_run_at_budget(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
         run = run.sort_values("env_step")
         steps, values = run.env_step.to_numpy(dtype=float), run.score.to_numpy()
         if steps[-1] < budget:
-            raise RunFolderError(f"run {run_path(ident)} ends at env step {int(steps[-1])}, before the budget {budget}")
+            raise RunFolderError(f"run {run_name(ident)} ends at env step {int(steps[-1])}, before the budget {budget}")
         rows.append([*ident, value_at(steps, values, budget), normalized_auc_until(steps, values, budget)])
     return pd.DataFrame(rows, columns=[*IDENTITY, "at_budget", "auc_to_budget"])
 
@@ -132,7 +130,7 @@ def summarize(scores: pd.DataFrame, curves: pd.DataFrame, bench: pd.DataFrame, t
         lo, hi = stratified_bootstrap_ci(final, iqm, s.bootstrap_samples, s.confidence, s.seed)
         curve = curves[(curves[GROUP] == pd.Series(key, index=GROUP)).all(axis=1)]
         reach = steps_to_threshold(curve.env_step.to_numpy(), curve.iqm.to_numpy(), s.threshold)
-        paths = {run_path((*key, seed)) for seed in per_run.seed}
+        paths = {run_name((*key, seed)) for seed in per_run.seed}
         b = bench[bench.path.isin(paths)]
         t = timing.merge(per_run[IDENTITY], on=IDENTITY).train_seconds_per_env_step.dropna()
         rows.append({

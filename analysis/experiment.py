@@ -3,12 +3,9 @@
 The Snakefile asks this module for the run list and for each run's `python -m mbpo train`
 arguments, so that the workflow files hold only wiring and this logic is unit-tested.
 
-A run is identified by (env, algo, variant, device, seed), which is also its folder:
-`{output}/runs/{env}/{algo}/{variant}/{device}/seed{seed}/`, `output` being `results` unless
-the config says otherwise (config/ci.yaml writes under `results/ci`). `algo` is a key of the config's
-`algorithms` (`mbpo`, `sac`, `sac_mbpo_utd`: SAC at MBPO's update ratio, the control); the
-variant is the rollout length for MBPO (`h1`, `h3`, `h20-100-1-15` for a schedule) and the
-update ratio for SAC (`utd1`).
+A run is identified by (env, algo, variant, device, seed), which is also its folder under
+`output` (`results` unless the config says otherwise; config/ci.yaml writes under `results/ci`):
+`analysis.identity` owns those names, the layout and the algorithms.
 """
 
 from __future__ import annotations
@@ -18,12 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-# config key -> `--algo`: `sac_mbpo_utd` is SAC at MBPO's update ratio (the control),
-# `sac_asymptote` a longer SAC run whose final return is the paper figure's dashed line, and
-# `mbpo_ablation` MBPO's rollout-length ablation (its variants beside `mbpo`'s)
-ALGORITHMS = {"mbpo": "mbpo", "sac": "sac", "sac_mbpo_utd": "sac", "sac_asymptote": "sac", "mbpo_ablation": "mbpo"}
-PAPER_SCHEDULE = "paper"  # a rollout length meaning "the preset's own (per-environment) schedule"
-RUN_DIR = "{output}/runs/{env}/{algo}/{variant}/{device}/seed{seed}"
+from analysis import identity
+from analysis.identity import PAPER_VARIANT, VariantError, rollout_length, rollout_variant, trainer, updates_per_step
+
 DEFAULT_OUTPUT = "results"  # the config's `output`: the folder of runs, tables, figures and logs
 
 
@@ -42,7 +36,7 @@ class Run:
 
     @property
     def path(self) -> str:
-        return RUN_DIR.format(**self.__dict__)
+        return identity.run_dir(self.output, self.env, self.algo, self.variant, self.device, self.seed)
 
 
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
@@ -87,21 +81,6 @@ def numbers_from_command_line(value: Any) -> Any:
     return value
 
 
-def rollout_variant(length: str | int) -> str:
-    """`3` -> `h3`; `"20,100,1,15"` -> `h20-100-1-15`; `"paper"` -> `hpaper`."""
-    if length == PAPER_SCHEDULE:
-        return "hpaper"
-    parts = [p.strip() for p in str(length).split(",")]
-    if len(parts) not in (1, 4) or not all(p.isdigit() for p in parts):
-        raise ExperimentError(f"algorithms.mbpo.rollout_lengths: {length!r} is not N or start_epoch,end_epoch,start,end")
-    return "h" + "-".join(parts)
-
-
-def rollout_flag(variant: str) -> str:
-    """`h20-100-1-15` -> `20,100,1,15` (the CLI's --rollout-length)."""
-    return variant[1:].replace("-", ",")
-
-
 @functools.cache
 def cuda_available() -> bool:
     import torch
@@ -134,9 +113,12 @@ def check_envs(envs: list[str]) -> None:
 
 def variants(config: dict[str, Any], algo: str) -> list[str]:
     spec = config["algorithms"][algo]
-    if ALGORITHMS[algo] == "mbpo":
-        return [rollout_variant(length) for length in spec["rollout_lengths"]]
-    return [f"utd{spec.get('updates_per_step', 1)}"]
+    if trainer(algo) == "mbpo":
+        try:
+            return [rollout_variant(length) for length in spec["rollout_lengths"]]
+        except VariantError as exc:
+            raise ExperimentError(f"algorithms.{algo}.rollout_lengths: {exc}") from None
+    return [identity.utd_variant(spec.get("updates_per_step", 1))]
 
 
 def algorithm_envs(config: dict[str, Any], algo: str) -> list[str]:
@@ -193,7 +175,7 @@ def paper_total_steps(algo: str, env: str, preset: str) -> int:
     """The run length a preset gives `env` (the paper's per-environment length for `paper`)."""
     from mbpo.config import build_config
 
-    return build_config({"algo": ALGORITHMS[algo], "preset": preset, "env": env}).run.total_steps
+    return build_config({"algo": trainer(algo), "preset": preset, "env": env}).run.total_steps
 
 
 def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device: str, seed: int) -> list[str]:
@@ -206,7 +188,7 @@ def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device
     spec = config["algorithms"][algo]
     evaluation = config["evaluation"]
     preset = spec.get("preset", "default")
-    args = ["--algo", ALGORITHMS[algo], "--env", env, "--seed", str(seed), "--device", device, "--preset", preset]
+    args = ["--algo", trainer(algo), "--env", env, "--seed", str(seed), "--device", device, "--preset", preset]
     total = spec.get("total_steps")
     if isinstance(total, dict):  # per env; the others take the preset's
         total = total.get(env)
@@ -218,12 +200,12 @@ def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device
         args += ["--eval-every", str(evaluation["every"])]
     args += ["--eval-episodes", str(evaluation["episodes"])]
     options = dict(spec.get("options", {}))
-    if ALGORITHMS[algo] == "mbpo":
-        if variant != "hpaper":
-            args += ["--rollout-length", rollout_flag(variant)]
-        options.update(spec.get("variant_options", {}).get(variant.removeprefix("h").replace("-", ","), {}))
+    if trainer(algo) == "mbpo":
+        if variant != PAPER_VARIANT:
+            args += ["--rollout-length", rollout_length(variant)]
+        options.update(spec.get("variant_options", {}).get(rollout_length(variant), {}))
     else:
-        args += ["--updates-per-step", variant.removeprefix("utd")]
+        args += ["--updates-per-step", str(updates_per_step(variant))]
     for key, value in options.items():
         if isinstance(value, bool):
             args.append("--" + ("" if value else "no-") + key.replace("_", "-"))

@@ -22,39 +22,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from analysis.identity import label, rollout_label, rollout_order  # noqa: E402
 from analysis.runs import error_line  # noqa: E402
 
 
-ALGO_LABELS = {"mbpo": "MBPO", "sac": "SAC", "sac_mbpo_utd": "SAC at MBPO's update ratio"}
 _PALETTE = sns.color_palette("colorblind")
 ALGO_COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_mbpo_utd": _PALETTE[2]}
 DASHES = ["-", "--", ":", "-."]
 
 
-def label(algo: str, variant: str) -> str:
-    return f"{ALGO_LABELS.get(algo, algo)} ({variant})"
-
-
 def color(algo: str):
     return ALGO_COLORS.get(algo, _PALETTE[3])
-
-
-def rollout_order(variant: str) -> tuple:
-    """h1 < h3 < h20-100-1-15 < hpaper (schedules after fixed lengths, the preset's last)."""
-    if variant == "hpaper":
-        return (5, [])
-    parts = [int(p) for p in variant[1:].split("-")]
-    return (len(parts), parts)
-
-
-def rollout_label(variant: str) -> str:
-    """`h3` -> `3`; `h20-100-1-15` -> `1->15, epochs 20-100`; `hpaper` -> the preset's schedule."""
-    if variant == "hpaper":
-        return "paper schedule"
-    parts = variant[1:].split("-")
-    if len(parts) == 1:
-        return parts[0]
-    return f"{parts[2]}->{parts[3]}, epochs {parts[0]}-{parts[1]}"
 
 
 def plot_curves(curves: pd.DataFrame, env: str, ax=None, x: str = "env_step"):
@@ -95,7 +73,7 @@ def rollout_ablation(summary: pd.DataFrame) -> plt.Figure:
             (row[1], "auc_to_budget_iqm", "mean return over 0..budget (area / budget, IQM)"),
         ):
             positions = range(len(mbpo))
-            ax.plot(positions, mbpo[column], "o-", color=color("mbpo"), label=ALGO_LABELS["mbpo"])
+            ax.plot(positions, mbpo[column], "o-", color=color("mbpo"), label=label("mbpo"))
             if column == "return_iqm":
                 ax.fill_between(positions, mbpo.return_ci_low, mbpo.return_ci_high, color=color("mbpo"), alpha=0.15)
             for _, ref in data[data.algo != "mbpo"].iterrows():

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from analysis.identity import PAPER_VARIANT, label, rollout_label, rollout_length, rollout_order  # noqa: E402
 from analysis.runs import RunFolderError, error_line, load_runs, run_scores  # noqa: E402
 from analysis.stats import interpolate_curve, iqm, stratified_bootstrap_ci  # noqa: E402
 from mbpo.config import PAPER_ENVS, env_name  # noqa: E402
@@ -48,7 +49,7 @@ PAPER_RETURNS: dict[str, dict[str, float]] = {
     "Humanoid": {"mbpo": 5000.0},
 }
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
-COMPARED = {"mbpo": "MBPO", "sac": "SAC"}
+COMPARED = ("mbpo", "sac")
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_asymptote": _PALETTE[1]}
 
@@ -94,8 +95,8 @@ def asymptote(scores: pd.DataFrame, env: str) -> float:
 def compared_runs(scores: pd.DataFrame, env: str, algo: str) -> pd.DataFrame:
     """The runs of `algo` in the comparison on `env`: MBPO at the paper's schedule where it ran."""
     runs = scores[(scores.env == env) & (scores.algo == algo)]
-    if algo == "mbpo" and (runs.variant == "hpaper").any():
-        runs = runs[runs.variant == "hpaper"]
+    if algo == "mbpo" and (runs.variant == PAPER_VARIANT).any():
+        runs = runs[runs.variant == PAPER_VARIANT]
     return runs
 
 
@@ -137,8 +138,7 @@ def markdown(table: pd.DataFrame) -> str:
             else:
                 cells.append(f"{row[f'{key}_iqm']:.0f} ({row[f'{key}_ci_low']:.0f}, {row[f'{key}_ci_high']:.0f}) [{row[f'{key}_runs']:.0f}]")
         paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
-        name = {"mbpo": "MBPO", "sac": "SAC", "sac_asymptote": "SAC asymptote"}.get(row.algo, row.algo)
-        lines.append("| " + " | ".join([row.env, f"{name} ({row.variant})", str(row.budget), *cells, paper]) + " |")
+        lines.append("| " + " | ".join([row.env, label(row.algo, row.variant), str(row.budget), *cells, paper]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -155,17 +155,17 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, env in zip(axes.ravel(), envs):
         grid = np.linspace(0, budget[env], points + 1)
-        for algo, name in COMPARED.items():
+        for algo in COMPARED:
             for i, (variant, runs) in enumerate(compared_runs(scores, env, algo).groupby("variant", sort=True)):
                 curve = iqm_curve(runs, grid, samples, seed)
                 n = len(runs.groupby(["device", "seed"]))
-                what = "paper schedule" if variant == "hpaper" else variant
-                ax.plot(curve.env_step, curve.iqm, color=COLORS[algo], linestyle=("-", ":", "-.")[i % 3],
-                        label=f"{name}, {what} ({n} runs)")  # fmt: skip
+                what = rollout_label(variant) if variant == PAPER_VARIANT else variant
+                style = ("-", ":", "-.")[i % 3]
+                ax.plot(curve.env_step, curve.iqm, color=COLORS[algo], linestyle=style, label=f"{label(algo)}, {what} ({n} runs)")
                 ax.fill_between(curve.env_step, curve.ci_low, curve.ci_high, color=COLORS[algo], alpha=0.2, linewidth=0)
         level = asymptote(scores, env)
         if math.isfinite(level):
-            ax.axhline(level, color=COLORS["sac_asymptote"], linestyle="--", linewidth=1.2, label="SAC asymptote")
+            ax.axhline(level, color=COLORS["sac_asymptote"], linestyle="--", linewidth=1.2, label=label("sac_asymptote"))
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation return (IQM)")
@@ -177,15 +177,9 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
     return fig
 
 
-def _length_label(variant: str) -> str:
-    if variant == "hpaper":
-        return "paper schedule"
-    parts = variant[1:].split("-")
-    return f"length {parts[0]}" if len(parts) == 1 else f"{parts[2]}->{parts[3]} over epochs {parts[0]}-{parts[1]}"
-
-
-def _length_key(variant: str) -> tuple:
-    return (1, 0) if variant == "hpaper" else (0, int(variant[1:].split("-")[0]))
+def length_label(variant: str) -> str:
+    text = rollout_label(variant)
+    return text if variant == PAPER_VARIANT or "," in rollout_length(variant) else f"length {text}"
 
 
 def ablation_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, samples: int, seed: int) -> plt.Figure:
@@ -199,12 +193,12 @@ def ablation_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, s
     for ax, env in zip(axes.ravel(), envs):
         runs = scores[(scores.env == env) & scores.algo.isin(["mbpo", "mbpo_ablation"])]
         grid = np.linspace(0, budget[env], points + 1)
-        for i, variant in enumerate(sorted(runs.variant.unique(), key=_length_key)):
+        for i, variant in enumerate(sorted(runs.variant.unique(), key=rollout_order)):
             group = runs[runs.variant == variant]
             curve = iqm_curve(group, grid, samples, seed)
             c = palette[i % len(palette)]
             n = len(group.groupby(["device", "seed"]))
-            ax.plot(curve.env_step, curve.iqm, color=c, label=f"{_length_label(variant)} ({n} runs)")
+            ax.plot(curve.env_step, curve.iqm, color=c, label=f"{length_label(variant)} ({n} runs)")
             ax.fill_between(curve.env_step, curve.ci_low, curve.ci_high, color=c, alpha=0.15, linewidth=0)
         ax.set_title(f"{env}: MBPO rollout length")
         ax.set_xlabel("env steps")

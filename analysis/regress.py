@@ -41,7 +41,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.runs import GROUP, IDENTITY, RunFolderError, error_line, identity, load_runs, metadata, run_scores
+from analysis.identity import GROUP, IDENTITY, group_name
+from analysis.identity import name as run_name
+from analysis.runs import RunFolderError, error_line, identity, load_runs, metadata, run_scores
 from analysis.stats import normalized_auc, rank_shift_test
 from mbpo.record import write_atomic
 
@@ -89,7 +91,7 @@ def find_runs(root: Path) -> RunSet:
             problems.append(str(exc))
             continue
         if ident in runs:
-            problems.append(f"{run_dir} and {runs[ident]} are both run {'/'.join(map(str, ident))}")
+            problems.append(f"{run_dir} and {runs[ident]} are both run {run_name(ident)}")
             continue
         runs[ident] = run_dir
     if problems:
@@ -166,7 +168,7 @@ def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, 
     cand_groups = {k: g for k, g in cand.groupby(GROUP, sort=True)}
     unknown = sorted({k[:3] for k in cand_groups} - ref_groups.keys())
     if unknown:
-        raise RegressError(f"the candidate has runs the reference lacks: {', '.join('/'.join(k) for k in unknown)}")
+        raise RegressError(f"the candidate has runs the reference lacks: {', '.join(group_name(k) for k in unknown)}")
     tests = len(cand_groups) * len(METRICS)
     level = alpha / tests
     rows = []
@@ -176,7 +178,7 @@ def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, 
             smallest_p = 1.0 / math.comb(len(reference) + len(group), len(group))
             if smallest_p > level:
                 raise RegressError(
-                    f"{'/'.join(key)}: with {len(reference)} reference and {len(group)} candidate seeds no "
+                    f"{group_name(key)}: with {len(reference)} reference and {len(group)} candidate seeds no "
                     f"p-value can fall below {smallest_p:.3g} > {level:.3g} (alpha {alpha} over {tests} tests): "
                     f"the check could never fail; use more seeds"
                 )
@@ -232,7 +234,7 @@ def exact_differences(reference: RunSet, candidate: RunSet) -> list[str]:
     problems = []
     for ident, ref_dir in sorted(reference.runs.items()):
         cand_dir = candidate.runs.get(ident)
-        name = "/".join(map(str, ident[:4])) + f"/seed{ident[4]}"
+        name = run_name(ident)
         if cand_dir is None:
             problems.append(f"{name}: no such run in the candidate")
             continue
@@ -361,10 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         reasons = []
         if "regression" in failed:
             groups = table[table.verdict == "regression"]
-            reasons.append("regression: " + ", ".join(sorted({"/".join(map(str, k)) for k in zip(*(groups[c] for c in KEY))})))
+            reasons.append("regression: " + ", ".join(sorted({group_name(k) for k in zip(*(groups[c] for c in KEY))})))
         if "missing" in failed:
             groups = table[table.verdict == "missing"]
-            reasons.append("missing from the candidate: " + ", ".join("/".join(map(str, k)) for k in zip(*(groups[c] for c in KEY))))
+            reasons.append("missing from the candidate: " + ", ".join(group_name(k) for k in zip(*(groups[c] for c in KEY))))
         if problems:
             reasons.append("not byte-identical")
         print(f"{parser.prog}: FAIL ({'; '.join(reasons)}); {where}", file=sys.stderr)

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from analysis import identity as run_identity
+from analysis.identity import IDENTITY
 from mbpo import record
 from mbpo.record import EVAL_COLUMNS, EVAL_FILE, METADATA_FILE
 
-GROUP = ["env", "algo", "variant", "device"]
-IDENTITY = [*GROUP, "seed"]
-# a run folder's path ends in {env}/{algo}/{variant}/{device}/seed{seed} (analysis.experiment.RUN_DIR)
-_PATH = re.compile(r"(?P<env>[^/]+)/(?P<algo>[^/]+)/(?P<variant>[^/]+)/(?P<device>[^/]+)/seed(?P<seed>\d+)/?$")
 _INTEGER_COLUMNS = ("env_step", "episode", "length")
 
 
@@ -34,11 +31,10 @@ class RunFolderError(ValueError):
 
 def identity(run_dir: Path) -> dict:
     """(env, algo, variant, device, seed) from the folder's path, or from its metadata."""
-    match = _PATH.search(Path(run_dir).as_posix())
+    found = run_identity.parse(Path(run_dir).as_posix())
     meta = metadata(run_dir)
-    if match is None or match["env"] != meta["env"]:  # a folder outside the pipeline's layout
+    if found is None or found["env"] != meta["env"]:  # a folder outside the pipeline's layout
         return {"env": meta["env"], "algo": meta["algo"], "variant": "-", "device": meta["device"], "seed": meta["seed"]}
-    found = {**match.groupdict(), "seed": int(match["seed"])}
     if meta["seed"] != found["seed"]:
         raise RunFolderError(f"{run_dir}: metadata says seed={meta['seed']!r}, the path says {found['seed']!r}")
     if not str(meta["device"]).startswith(found["device"]):
@@ -175,7 +171,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         key = tuple(frame.iloc[0][IDENTITY])
         if key in seen:
             raise RunFolderError(
-                f"{run_dir} and {seen[key]} are both run {'/'.join(map(str, key))}: one run would count twice"
+                f"{run_dir} and {seen[key]} are both run {run_identity.name(key)}: one run would count twice"
                 " (runs outside the pipeline's {env}/{algo}/{variant}/{device}/seed{seed} layout are told apart"
                 " only by env, algo, device and seed)"
             )

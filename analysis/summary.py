@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis.runs import GROUP, RunFolderError, error_line, load_runs
+from analysis.identity import GROUP
+from analysis.runs import RunFolderError, error_line, load_runs
 from analysis.stats import iqm
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.regress import METRICS, find_runs, run_metrics
-from analysis.runs import GROUP
+from analysis.identity import GROUP
 from analysis.stats import rank_shift_test
 
 def main() -> None:

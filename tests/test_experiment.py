@@ -10,11 +10,10 @@ from analysis.experiment import (
     ExperimentError,
     Run,
     numbers_from_command_line,
-    rollout_flag,
-    rollout_variant,
     runs,
     train_args,
 )
+from analysis.identity import VariantError, parse, rollout_length, rollout_variant
 
 CONFIG = {
     "envs": ["Pendulum-v1"],
@@ -47,10 +46,21 @@ def test_train_args_spell_out_the_run():
 
 
 def test_rollout_variants_round_trip_and_reject_nonsense():
-    assert rollout_variant(3) == "h3" and rollout_flag("h3") == "3"
-    assert rollout_flag(rollout_variant("20,100,1,15")) == "20,100,1,15"
-    with pytest.raises(ExperimentError, match="rollout_lengths"):
+    for length in (3, "20,100,1,15", "paper"):
+        assert rollout_length(rollout_variant(length)) == str(length)
+    assert rollout_variant(3) == "h3" and rollout_variant("paper") == "hpaper"
+    with pytest.raises(VariantError):
         rollout_variant("1,2")
+    bad = {**CONFIG, "algorithms": {"mbpo": {**CONFIG["algorithms"]["mbpo"], "rollout_lengths": ["1,2"]}}}
+    with pytest.raises(ExperimentError, match="algorithms.mbpo.rollout_lengths: '1,2' is not N"):
+        runs(bad)
+
+
+def test_a_run_path_parses_back_to_its_identity():
+    run = Run("Hopper-v5", "mbpo_ablation", "h20-100-1-15", "cuda", 12, output="/tmp/out")
+    assert parse(run.path) == {"env": "Hopper-v5", "algo": "mbpo_ablation", "variant": "h20-100-1-15", "device": "cuda", "seed": 12}
+    assert parse(run.path + "/") == parse(run.path)
+    assert parse("/tmp/out/runs/Hopper-v5/mbpo/h1/cpu/seedX") is None and parse("seed0") is None
 
 
 def test_auto_adds_cuda_only_where_torch_sees_a_gpu(monkeypatch):

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.experiment import RUN_DIR, train_args, variants
+from analysis.experiment import train_args, variants
+from analysis.identity import run_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_CONFIG = ROOT / "config" / "ci.yaml"
@@ -102,7 +103,7 @@ def faulty_candidate(fault: str, algo: str, workdir: Path) -> Path:
     variant = variants(config, algo)[0]
     commands = []
     for seed in config["seeds"]:
-        out = RUN_DIR.format(output=workdir, env="Pendulum-v1", algo=algo, variant=variant, device="cpu", seed=seed)
+        out = run_dir(str(workdir), "Pendulum-v1", algo, variant, "cpu", seed)
         args = train_args(config, "Pendulum-v1", algo, variant, "cpu", seed)
         commands.append([sys.executable, str(ROOT / "tests" / "faults.py"), fault, "train", *args, "--quiet", "--out", out])
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -152,7 +152,7 @@ def tiny_mbpo(tmp_path_factory):
 
 def test_mbpo_run_writes_model_and_rollout_diagnostics_and_follows_the_schedule(tiny_mbpo):
     out = tiny_mbpo / "a"
-    assert sorted(p.name for p in out.iterdir()) == ["eval.csv", "metadata.json", "model.csv", "rollouts.csv", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "eval.csv", "metadata.json", "model.csv", "rollouts.csv", "train.csv"]
     rollouts = pd.read_csv(out / "rollouts.csv")
     # model phases at 100, 150, ..., 400; epoch = step // 100; length 1 + (epoch - 1) / 2 * 2, clipped to [1, 3]
     assert rollouts.env_step.tolist() == list(range(100, 401, 50))

@@ -72,6 +72,6 @@ rule paper:
         runs=run_dirs(),
         tables=lambda wildcards, output: Path(output.table).parent,
         figures=lambda wildcards, output: Path(output.comparison).parent,
-        bootstrap=lambda wildcards: config["analysis"].get("bootstrap_samples", 2000),
+        bootstrap=lambda wildcards: config["analysis"]["bootstrap_samples"],
     shell:
         "{params.python} -m analysis.paper --runs {params.runs:q} --tables {params.tables:q} --figures {params.figures:q} --bootstrap-samples {params.bootstrap} > {log:q} 2>&1"

@@ -3,7 +3,8 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
-from analysis.experiment import ALGORITHMS, DEFAULT_OUTPUT, ExperimentError, RUN_DIR, runs, train_args
+from analysis import identity
+from analysis.experiment import DEFAULT_OUTPUT, ExperimentError, runs, train_args
 from analysis.resources import group_of, resources_of_args
 
 
@@ -26,11 +27,7 @@ DEVICES = sorted({run.device for run in RUNS})
 
 
 wildcard_constraints:
-    env=r"[A-Za-z0-9_.\-]+",
-    algo="|".join(ALGORITHMS),
-    variant=r"[a-z0-9\-]+",
-    device=r"cpu|cuda",
-    seed=r"\d+",
+    **identity.PATTERNS,
 
 
 def run_metadata():
@@ -71,7 +68,7 @@ def train_arguments(wildcards):
 
 
 def run_folder(wildcards):
-    return RUN_DIR.format(output=OUT, **wildcards)
+    return identity.run_dir(OUT, **wildcards)
 
 
 def train_resources(wildcards):
@@ -105,6 +102,5 @@ def analysis_settings(wildcards):
     a = config["analysis"]
     return (
         f"--budget {a['budget']} --threshold {a['threshold']} --grid {a['grid']} "
-        f"--bootstrap-samples {a.get('bootstrap_samples', 2000)} --confidence {a.get('confidence', 0.95)} "
-        f"--seed {a.get('seed', 0)}"
+        f"--bootstrap-samples {a['bootstrap_samples']} --confidence {a['confidence']} --seed {a['seed']}"
     )

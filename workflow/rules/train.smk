@@ -1,14 +1,14 @@
 rule train:
     output:
-        eval=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/eval.csv",
-        train=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/train.csv",
-        metadata=f"{OUT}/runs/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}/metadata.json",
+        eval=identity.wildcards(identity.RUN_DIR + "/eval.csv", OUT),
+        train=identity.wildcards(identity.RUN_DIR + "/train.csv", OUT),
+        metadata=identity.wildcards(identity.RUN_DIR + "/metadata.json", OUT),
     conda:
         "../envs/mbpo.yaml"
     log:
-        f"{OUT}/logs/train/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}.log",
+        identity.wildcards(identity.LOG, OUT),
     benchmark:
-        f"{OUT}/benchmarks/{{env}}/{{algo}}/{{variant}}/{{device}}/seed{{seed}}.tsv"
+        identity.wildcards(identity.BENCHMARK, OUT),
     params:
         python=python,
         args=train_arguments,
