@@ -76,8 +76,7 @@ def main() -> None:
 
     low, high = -np.ones(ACT, np.float32), np.ones(ACT, np.float32)
     agent = SAC(OBS, low, high, cfg.sac, device, gen)
-    batch = torch.randn(256, 2 * OBS + ACT + 2, device=device, generator=gen)
-    batch[:, -1] = 0.0
+    batch = agent.layout.random_rows(256, gen, device)
     update = timed(lambda: agent.update(batch), device, args.repeat, 50)
 
     env = make_env("Hopper-v5")

@@ -139,8 +139,7 @@ def main() -> None:
     cfg = SACConfig(actor_hidden=tuple(hidden), critic_hidden=tuple(hidden), batch_size=batch)
     gen = torch.Generator().manual_seed(0)
     agent = SAC(obs, -np.ones(act, np.float32), np.ones(act, np.float32), cfg, torch.device("cpu"), gen)
-    rows = torch.randn(batch, 2 * obs + act + 2, generator=gen)
-    rows[:, -1] = 0.0
+    rows = agent.layout.random_rows(batch, gen)
     naive = naive_update_fn(obs, act, hidden, batch)
     ours_s, naive_s = [], []
     for _ in range(3):  # interleaved, so both see the same machine state

@@ -44,8 +44,7 @@ SEED_MBPO = MBPOConfig(**PRESETS["mbpo"]["seed"]["mbpo"])
 def our_sac(obs: int, act: int, cfg: SACConfig) -> tuple[SAC, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     agent = SAC(obs, -np.ones(act, np.float32), np.ones(act, np.float32), cfg, CPU, gen)
-    rows = torch.randn(cfg.batch_size, 2 * obs + act + 2, generator=gen)
-    rows[:, -1] = 0.0
+    rows = agent.layout.random_rows(cfg.batch_size, gen)
     return agent, rows
 
 

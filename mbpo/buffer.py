@@ -5,17 +5,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mbpo.transition import Layout
+
 
 class ReplayBuffer:
-    """Ring buffer of rows `[obs | action | reward | next_obs | terminated]` (`capacity x row_dim`).
+    """Ring buffer of transition rows (`capacity x row_dim`, laid out by `mbpo.transition.Layout`).
 
-    One row per transition keeps sampling to a single gather. `terminated` is 1.0 only for true
-    terminal states; time-limit truncation is stored as 0.0 so the critic bootstraps through it.
+    One row per transition keeps sampling to a single gather; `layout.split` names a batch's fields.
     """
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device) -> None:
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
-        self.row_dim = 2 * obs_dim + act_dim + 2
+        self.layout = Layout(obs_dim, act_dim)
+        self.row_dim = self.layout.row_dim
         self.data = torch.zeros(capacity, self.row_dim, device=device)
         # on the CPU, rows are written through a numpy view of the same memory (no copy, no torch
         # dispatch); on an accelerator, a host row is staged and copied once
@@ -27,13 +29,8 @@ class ReplayBuffer:
     def add(
         self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool
     ) -> None:
-        o, a = self.obs_dim, self.act_dim
         row = self._host[self._next] if self._host is not None else self._stage
-        row[:o] = obs
-        row[o : o + a] = action
-        row[o + a] = reward
-        row[o + a + 1 : 2 * o + a + 1] = next_obs
-        row[-1] = float(terminated)
+        self.layout.write(row, obs, action, reward, next_obs, terminated)
         if self._host is None:
             self.data[self._next].copy_(torch.from_numpy(self._stage))
         self._next = (self._next + 1) % self.capacity
@@ -62,6 +59,6 @@ class ReplayBuffer:
         self.size, self._next = state["size"], state["next"]
 
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """`batch_size` rows drawn uniformly with replacement -> `B x row_dim`."""
+        """`batch_size` rows drawn uniformly with replacement -> `B x row_dim` (one gather)."""
         index = torch.randint(self.size, (batch_size,), generator=generator, device=self.data.device)
         return self.data.index_select(0, index)

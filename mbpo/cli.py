@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Sequence
 import torch
 
 from mbpo import checkpoint
-from mbpo.checkpoint import CheckpointError, Checkpointer, Preempted
+from mbpo.checkpoint import Checkpointer, CheckpointError, Preempted
 from mbpo.config import PRESETS, SECTIONS, ConfigError, TrainConfig, build_config, paper_table
 from mbpo.envs import EnvError, make_env
 from mbpo.progress import Progress
@@ -28,10 +28,10 @@ from mbpo.record import (
     RunFolder,
     RunLockedError,
     RunWriter,
-    streams,
     is_complete,
     now_iso,
     provenance,
+    streams,
 )
 from mbpo.seeding import make_generators
 from mbpo.termination import termination_fn

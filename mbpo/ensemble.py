@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from mbpo.config import MBPOConfig
 from mbpo.nets import Adam, BatchedMLP
+from mbpo.transition import from_model_output
 
 BOUNDS_PENALTY = 0.01
 INIT_MAX_LOGVAR, INIT_MIN_LOGVAR = 0.5, -10.0
@@ -121,7 +122,7 @@ class GaussianEnsemble:
         noise = torch.randn(mean.shape, generator=generator, device=obs.device)
         delta = torch.empty(m, self.out_dim, device=obs.device)
         delta.index_copy_(0, perm, torch.addcmul(mean, logvar.mul(0.5).exp_(), noise).view(m, self.out_dim))
-        return delta[:, 0], obs + delta[:, 1:]
+        return from_model_output(obs, delta)
 
     # ---- training ---------------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ Every call site names a *slot*: a set of preallocated activation and gradient bu
 every call, so the hot loop allocates nothing (fresh large tensors cost page faults and cold
 caches, about a fifth of an update at the paper's sizes). A slot's outputs are overwritten by
 its next forward pass: use one slot per call site whose results must live at the same time.
+Backward reads what forward saved (the input and the hidden activations); if any of it is
+written in place in between (a caller reusing its input buffer, say), backward raises
+`SlotOverwrittenError` instead of computing a wrong gradient (torch's version counters).
 
 Shapes: E networks, batch B. Inputs are `E x B x in_dim`, or `B x in_dim` shared by all members.
 """
@@ -23,6 +26,10 @@ import math
 import torch
 
 ACTIVATIONS = ("relu", "swish")
+
+
+class SlotOverwrittenError(RuntimeError):
+    """What a slot's forward pass saved for backward was written in place before backward."""
 
 
 class _Slot:
@@ -37,6 +44,11 @@ class _Slot:
         self.pre = [torch.empty(e, batch, o, device=device) for o in net.sizes[1:-1]] if net.activation == "swish" else []
         self.grad_in: list[torch.Tensor] = []
         self.input: torch.Tensor | None = None
+        self.versions: tuple[int, ...] = ()  # of what backward reads, as the last forward left it
+
+    def saved_versions(self) -> tuple[int, ...]:
+        """Version counters of the tensors backward reads (not the output: callers may reuse it)."""
+        return (self.input._version, *(t._version for t in self.out[:-1]), *(t._version for t in self.pre))
 
     def input_grads(self, net: BatchedMLP) -> list[torch.Tensor]:
         if not self.grad_in:
@@ -142,7 +154,9 @@ class BatchedMLP:
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             out = ws.out[layer]
             if layer == last:
-                return torch.baddbmm(b, x, w, out=out)
+                result = torch.baddbmm(b, x, w, out=out)
+                ws.versions = ws.saved_versions()
+                return result
             if self.activation == "relu":
                 x = torch.baddbmm(b, x, w, out=out).relu_()
             else:
@@ -165,6 +179,11 @@ class BatchedMLP:
         With `input_grad`, returns dLoss/dInput as `E x R x in` (a buffer of the slot).
         """
         ws = self._slots[slot]
+        if ws.saved_versions() != ws.versions:
+            raise SlotOverwrittenError(
+                f"slot {slot!r}: its input or activations were written in place after its forward pass, "
+                "so backward would compute a wrong gradient; give the other use its own slot or a fresh input"
+            )
         grad_in = ws.input_grads(self)
         g = grad_out
         n = grad_out.shape[1]

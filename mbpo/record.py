@@ -31,8 +31,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 
 import gymnasium

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 
 from mbpo.termination import TerminationFn
+from mbpo.transition import Layout
 
 PolicyFn = Callable[[torch.Tensor], torch.Tensor]  # obs M x obs_dim -> action M x act_dim
 ModelFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # -> reward M, next_obs
@@ -15,7 +16,7 @@ ModelFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tenso
 
 @dataclass
 class RolloutResult:
-    rows: torch.Tensor  # N x row_dim transitions [obs | action | reward | next_obs | terminated]
+    rows: torch.Tensor  # N x row_dim transition rows (mbpo.transition.Layout)
     steps: int  # model steps taken (fewer than the length when every branch terminated)
     started: int  # branches started
     alive: int  # branches not terminated at the end
@@ -38,7 +39,7 @@ def branched_rollout(
         action = policy(obs)
         reward, next_obs = model(obs, action)
         done = terminated(obs, action, next_obs)
-        rows = torch.cat((obs, action, reward.unsqueeze(1), next_obs, done.unsqueeze(1).to(obs.dtype)), dim=1)
+        rows = Layout.join(obs, action, reward, next_obs, done)
         chunks.append(rows[alive])
         steps += 1
         alive = alive & ~done

@@ -21,6 +21,7 @@ import torch
 
 from mbpo.config import SACConfig
 from mbpo.nets import Adam, BatchedMLP
+from mbpo.transition import Layout
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 _HALF_LOG_STD_RANGE = 0.5 * (LOG_STD_MAX - LOG_STD_MIN)
@@ -48,9 +49,8 @@ class PolicySample:
 class SAC:
     """Twin-Q soft actor-critic on flat-parameter networks.
 
-    Transitions are rows `[obs | action | reward | next_obs | terminated]` (see
-    `mbpo.buffer.ReplayBuffer`); `terminated` is 1 only at true termination, never at a time
-    limit, so the critic bootstraps through truncation.
+    Transitions are rows laid out by `mbpo.transition.Layout`; `terminated` is 1 only at true
+    termination, never at a time limit, so the critic bootstraps through truncation.
     """
 
     def __init__(
@@ -64,6 +64,7 @@ class SAC:
     ) -> None:
         act_dim = len(action_low)
         self.obs_dim, self.act_dim, self.cfg, self.device = obs_dim, act_dim, cfg, device
+        self.layout = Layout(obs_dim, act_dim)  # of the transition rows `update` takes
         self.generator = generator
         self.actor = BatchedMLP(1, [obs_dim, *cfg.actor_hidden, 2 * act_dim], "relu", device, generator)
         self.critic = BatchedMLP(2, [obs_dim + act_dim, *cfg.critic_hidden, 1], "relu", device, generator)
@@ -153,10 +154,7 @@ class SAC:
 
         Returns 0-d diagnostic tensors when `stats` (kept off in the hot loop: no extra work).
         """
-        o, a = self.obs_dim, self.act_dim
-        obs, obs_action = batch[:, :o], batch[:, : o + a]
-        reward, next_obs = batch[:, o + a], batch[:, o + a + 1 : 2 * o + a + 1]
-        terminated = batch[:, 2 * o + a + 1]
+        obs, _, reward, next_obs, terminated, obs_action = self.layout.split(batch)
         n = batch.shape[0]
         alpha = self.log_alpha.exp()
 
@@ -182,7 +180,7 @@ class SAC:
         first_is_min = (q_pi[0] <= q_pi[1]).to(q_pi.dtype)
         grad_q = torch.stack((first_is_min, 1.0 - first_is_min)).mul_(-1.0 / n)
         grad_x = self.critic.backward("pi", grad_q, param_grads=False, input_grad=True)
-        grad_action = grad_x.sum(dim=0)[:, o:]
+        grad_action = grad_x.sum(dim=0)[:, self.obs_dim :]  # the critic's input is [obs | action]
         grad_logp = alpha * (1.0 / n)
         # d log p / du = 2 tanh(u);  d action / du = scale (1 - tanh(u)^2)
         one_minus_t2 = torch.addcmul(torch.ones_like(pi.tanh_u), pi.tanh_u, pi.tanh_u, value=-1.0)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mbpo.buffer import ReplayBuffer
-from mbpo.checkpoint import CheckpointError, Checkpointer
+from mbpo.checkpoint import Checkpointer, CheckpointError
 from mbpo.config import TrainConfig
 from mbpo.ensemble import GaussianEnsemble
 from mbpo.envs import make_env
@@ -30,6 +30,8 @@ from mbpo.rollout import branched_rollout
 from mbpo.sac import SAC
 from mbpo.seeding import Generators
 from mbpo.termination import termination_fn
+from mbpo.transition import model_targets
+
 
 def evaluate(
     policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int, seed: int
@@ -66,11 +68,8 @@ class ModelPhase:
 
     def fit(self, real: ReplayBuffer, step: int, writer: RunWriter) -> None:
         t = time.perf_counter()
-        o, a = self.obs_dim, real.act_dim
-        data = real.data[: real.size]
-        inputs = data[:, : o + a]
-        targets = torch.cat((data[:, o + a : o + a + 1], data[:, o + a + 1 : 2 * o + a + 1] - data[:, :o]), dim=1)
-        report = self.model.fit(inputs, targets, self.gens.torch)
+        data = real.layout.split(real.data[: real.size])
+        report = self.model.fit(data.obs_action, model_targets(data), self.gens.torch)
         row = {
             "env_step": step,
             "epochs": report.epochs,
@@ -86,7 +85,7 @@ class ModelPhase:
     def rollout(self, real: ReplayBuffer, agent: SAC, step: int, writer: RunWriter) -> None:
         t = time.perf_counter()
         length = self.cfg.rollout_length_at(step)
-        start = real.sample(self.cfg.rollout_batch_size, self.gens.torch)[:, : self.obs_dim]
+        start = real.layout.split(real.sample(self.cfg.rollout_batch_size, self.gens.torch)).obs
         result = branched_rollout(
             start,
             length,

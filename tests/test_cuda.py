@@ -29,8 +29,7 @@ def test_update_on_cuda_matches_cpu():
     gpu = SAC(3, low, high, cfg, torch.device("cuda"), torch.Generator(device="cuda").manual_seed(0))
     for a, b in ((cpu.actor, gpu.actor), (cpu.critic, gpu.critic), (cpu.critic_target, gpu.critic_target)):
         b.params.copy_(a.params)
-    batch = torch.randn(16, 2 * 3 + 2 + 2, generator=torch.Generator().manual_seed(1))
-    batch[:, -1] = 0.0
+    batch = cpu.layout.random_rows(16, torch.Generator().manual_seed(1))
     # the same policy noise on both devices: drawn on the CPU, replayed through each update (one
     # actor pass per update, over the next and the current observations: 2 x 16 rows)
     noise = [torch.randn(32, 2, generator=torch.Generator().manual_seed(2))]

@@ -6,10 +6,11 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mbpo.config import MBPOConfig
-from mbpo.ensemble import BOUNDS_PENALTY, GaussianEnsemble
+from mbpo.ensemble import GaussianEnsemble
+
+import reference
 
 OBS, ACT = 2, 1
 
@@ -53,17 +54,7 @@ def test_step_gradients_match_autograd():
     bounds = model.bounds.clone().requires_grad_(True)
     model.step(x, y)
 
-    weights, biases = model.net.views(flat)
-    h = x
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        h = torch.baddbmm(b, h, w)
-        if i < len(weights) - 1:
-            h = F.silu(h)
-    mean, raw = h[..., : 1 + OBS], h[..., 1 + OBS :]
-    logvar = bounds[0] - F.softplus(bounds[0] - raw)
-    logvar = bounds[1] + F.softplus(logvar - bounds[1])
-    nll = (((mean - y) ** 2) * torch.exp(-logvar) + logvar).mean(dim=(1, 2)).sum()
-    loss = nll + BOUNDS_PENALTY * (bounds[0].sum() - bounds[1].sum())
+    loss = reference.ensemble_loss(model, flat, bounds, x, y)
     g_flat, g_bounds = torch.autograd.grad(loss, (flat, bounds))
     torch.testing.assert_close(model.net.grads, g_flat, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(model.bounds_grad, g_bounds, atol=1e-5, rtol=1e-4)
@@ -83,6 +74,19 @@ def test_weight_decay_is_per_layer_l2_on_weights_only():
     flat.grad = model.net.grads + g_decay
     ref.step()
     torch.testing.assert_close(model.net.params, flat.detach(), atol=1e-6, rtol=1e-6)
+
+
+def test_consecutive_steps_follow_the_autograd_reference():
+    """Eight Adam steps on fresh batches, weight decay and log-variance bounds included."""
+    model = make()
+    ref = reference.EnsembleReference(model)
+    gen = torch.Generator().manual_seed(6)
+    for step in range(8):
+        x, y = torch.randn(4, 8, OBS + ACT, generator=gen), torch.randn(4, 8, 1 + OBS, generator=gen)
+        model.step(x, y)
+        ref.step(x, y)
+        torch.testing.assert_close(model.net.params, ref.flat, atol=1e-5, rtol=1e-4, msg=lambda m: f"step {step}: {m}")
+        torch.testing.assert_close(model.bounds, ref.bounds.detach(), atol=1e-5, rtol=1e-4)
 
 
 def test_learns_a_linear_system_and_its_loss_falls():

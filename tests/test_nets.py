@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mbpo.nets import Adam, BatchedMLP
+from mbpo.nets import Adam, BatchedMLP, SlotOverwrittenError
 
-
-def autograd_forward(net: BatchedMLP, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    weights, biases = net.views(flat)
-    if x.dim() == 2:
-        x = x.expand(net.ensemble, *x.shape)
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        x = torch.baddbmm(b, x, w)
-        if i < len(weights) - 1:
-            x = torch.relu(x) if net.activation == "relu" else torch.nn.functional.silu(x)
-    return x
+import reference
 
 
 @pytest.mark.parametrize("activation", ["relu", "swish"])
@@ -32,7 +23,7 @@ def test_backward_matches_autograd(activation, shared_input):
 
     flat = net.params.clone().requires_grad_(True)
     xr = x.clone().requires_grad_(True)
-    ref = autograd_forward(net, flat, xr)
+    ref = reference.mlp(net, flat, xr)
     torch.testing.assert_close(out, ref.detach())
     g_flat, g_x = torch.autograd.grad((ref * upstream).sum(), (flat, xr))
     torch.testing.assert_close(net.grads, g_flat, atol=1e-5, rtol=1e-5)
@@ -130,3 +121,25 @@ def test_adam_weight_decay_groups_match_torch_optim_param_groups():
             ref.grad = part.clone()
         theirs.step()
     torch.testing.assert_close(p, torch.cat([r.detach() for r in refs]), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "swish"])
+def test_backward_refuses_a_slot_overwritten_since_its_forward(activation):
+    gen = torch.Generator().manual_seed(5)
+    net = BatchedMLP(2, [3, 8, 8, 1], activation, torch.device("cpu"), gen)
+    x = torch.randn(4, 3, generator=gen)
+    upstream = torch.ones(2, 4, 1)
+    out = net.forward(x, "a")
+    out.mul_(2.0)  # the output is the caller's to reuse: backward does not read it
+    net.backward("a", upstream)
+    net.forward(x, "a")
+    x.add_(1.0)  # the saved input changed: the weight gradient would be wrong
+    with pytest.raises(SlotOverwrittenError, match="slot 'a'"):
+        net.backward("a", upstream)
+    net.forward(x, "a")
+    net._slots["a"].out[0].zero_()  # a hidden activation changed
+    with pytest.raises(SlotOverwrittenError):
+        net.backward("a", upstream, param_grads=False, input_grad=True)
+    net.forward(x, "a")
+    net.forward(2 * x, "b")  # another slot leaves "a" intact
+    net.backward("a", upstream)

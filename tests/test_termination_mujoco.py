@@ -69,8 +69,7 @@ def test_termination_matches_on_policy_transitions(env_id, truncate_obs, tmp_pat
     trainer = Trainer(cfg, device, make_generators(0, device), writer, Progress(700, "t", 700, quiet=True))
     trainer.run()
     writer.close()
-    rows = trainer.real.data[: trainer.real.size]
-    o, a = trainer.real.obs_dim, trainer.real.act_dim
-    ours = termination_fn(env_id)(rows[:, :o], rows[:, o : o + a], rows[:, o + a + 1 : 2 * o + a + 1])
-    stored = rows[:, -1].bool()
+    rows = trainer.real.layout.split(trainer.real.data[: trainer.real.size])
+    ours = termination_fn(env_id)(rows.obs, rows.action, rows.next_obs)
+    stored = rows.terminated.bool()
     assert torch.equal(ours, stored), f"{int((ours != stored).sum())} disagreements"
