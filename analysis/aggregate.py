@@ -89,7 +89,14 @@ def benchmark_stats(run_dirs: list[Path], runs_root: Path, bench_root: Path) -> 
             try:
                 bench = pd.read_csv(tsv, sep="\t")
                 seconds, rss = float(bench["s"].iloc[0]), float(bench["max_rss"].iloc[0])
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, IndexError, ValueError):
+            except (
+                pd.errors.ParserError,
+                pd.errors.EmptyDataError,
+                UnicodeDecodeError,
+                KeyError,
+                IndexError,
+                ValueError,
+            ):
                 raise RunFolderError(f"{tsv} is not a Snakemake benchmark record (columns s, max_rss)") from None
             rows.append({"path": rel.as_posix(), "bench_seconds": seconds, "max_rss_mb": rss})
     return pd.DataFrame(rows, columns=["path", "bench_seconds", "max_rss_mb"])
@@ -114,8 +121,9 @@ def per_run_at_budget(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*IDENTITY, "at_budget", "auc_to_budget"])
 
 
-def summarize(scores: pd.DataFrame, curves: pd.DataFrame, bench: pd.DataFrame, timing: pd.DataFrame,
-              s: Settings) -> pd.DataFrame:  # fmt: skip
+def summarize(
+    scores: pd.DataFrame, curves: pd.DataFrame, bench: pd.DataFrame, timing: pd.DataFrame, s: Settings
+) -> pd.DataFrame:
     """One row per group; columns are defined in the README (Summary table)."""
     rows = []
     at_budget: dict[tuple, np.ndarray] = {}
@@ -133,17 +141,25 @@ def summarize(scores: pd.DataFrame, curves: pd.DataFrame, bench: pd.DataFrame, t
         paths = {run_name((*key, seed)) for seed in per_run.seed}
         b = bench[bench.path.isin(paths)]
         t = timing.merge(per_run[IDENTITY], on=IDENTITY).train_seconds_per_env_step.dropna()
-        rows.append({
-            **dict(zip(GROUP, key)), "seeds": len(per_run), "budget": budget, "last_step": last_step,
-            "return_iqm": iqm(final), "return_ci_low": lo, "return_ci_high": hi,
-            "return_mean": final.mean(), "return_std": final.std(ddof=0),
-            "auc_to_budget_iqm": iqm(per_run.auc_to_budget.to_numpy()),
-            "return_at_end_iqm": iqm(ends.score.to_numpy()),
-            "steps_to_threshold": float(reach),
-            "train_ms_per_env_step": 1e3 * t.mean() if len(t) else np.nan,
-            "job_ms_per_env_step": 1e3 * b.bench_seconds.mean() / last_step if len(b) else np.nan,
-            "peak_rss_mb": b.max_rss_mb.max() if len(b) else np.nan,
-        })  # fmt: skip
+        rows.append(
+            {
+                **dict(zip(GROUP, key)),
+                "seeds": len(per_run),
+                "budget": budget,
+                "last_step": last_step,
+                "return_iqm": iqm(final),
+                "return_ci_low": lo,
+                "return_ci_high": hi,
+                "return_mean": final.mean(),
+                "return_std": final.std(ddof=0),
+                "auc_to_budget_iqm": iqm(per_run.auc_to_budget.to_numpy()),
+                "return_at_end_iqm": iqm(ends.score.to_numpy()),
+                "steps_to_threshold": float(reach),
+                "train_ms_per_env_step": 1e3 * t.mean() if len(t) else np.nan,
+                "job_ms_per_env_step": 1e3 * b.bench_seconds.mean() / last_step if len(b) else np.nan,
+                "peak_rss_mb": b.max_rss_mb.max() if len(b) else np.nan,
+            }
+        )
     summary = pd.DataFrame(rows)
     # MBPO against every baseline group (each non-MBPO algorithm and variant) of the same env and
     # device: one column pair per baseline, named after it, so no comparison hides its baseline
@@ -201,10 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's generator")
     args = parser.parse_args(argv)
-    for name, ok, want in (("--budget", args.budget > 0, "> 0"), ("--grid", args.grid > 0, "> 0"),
-                           ("--bootstrap-samples", args.bootstrap_samples > 0, "> 0"),
-                           ("--confidence", 0 < args.confidence < 1, "in (0, 1)"),
-                           ("--threshold", np.isfinite(args.threshold), "a finite number")):  # fmt: skip
+    for name, ok, want in (
+        ("--budget", args.budget > 0, "> 0"),
+        ("--grid", args.grid > 0, "> 0"),
+        ("--bootstrap-samples", args.bootstrap_samples > 0, "> 0"),
+        ("--confidence", 0 < args.confidence < 1, "in (0, 1)"),
+        ("--threshold", np.isfinite(args.threshold), "a finite number"),
+    ):
         if not ok:
             parser.error(f"{name} must be {want}, got {getattr(args, name[2:].replace('-', '_'))}")
     settings = Settings(args.budget, args.threshold, args.grid, args.bootstrap_samples, args.confidence, args.seed)

@@ -121,10 +121,20 @@ class TableError(ValueError):
 
 TABLE_COLUMNS = {
     "curves.csv": ["env", "algo", "variant", "device", "env_step", "iqm", "ci_low", "ci_high"],
-    "summary.csv": ["env", "algo", "variant", "device", "budget", "return_iqm", "return_ci_low", "return_ci_high",
-                    "auc_to_budget_iqm", "job_ms_per_env_step"],
+    "summary.csv": [
+        "env",
+        "algo",
+        "variant",
+        "device",
+        "budget",
+        "return_iqm",
+        "return_ci_low",
+        "return_ci_high",
+        "auc_to_budget_iqm",
+        "job_ms_per_env_step",
+    ],
     "evaluations.csv": ["env", "algo", "variant", "device", "env_step", "wall_seconds"],
-}  # fmt: skip
+}
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -79,7 +79,9 @@ def wildcards(template: str, output: str) -> str:
 
 
 # the parser accepts any folder names (a user's own runs too); `seed` must be a number
-_PARSE = re.compile(_RUN.replace("{seed}", r"(?P<seed>\d+)").format(**{f: f"(?P<{f}>[^/]+)" for f in FIELDS[:4]}) + "/?$")
+_PARSE = re.compile(
+    _RUN.replace("{seed}", r"(?P<seed>\d+)").format(**{f: f"(?P<{f}>[^/]+)" for f in FIELDS[:4]}) + "/?$"
+)
 
 
 def parse(path: str) -> dict[str, Any] | None:

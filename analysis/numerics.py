@@ -131,7 +131,10 @@ def byte_identical_possible(reference: Path) -> tuple[bool, str]:
     """Whether this machine can reproduce the reference's runs byte for byte, and why (not)."""
     want = recorded(reference)
     if want is None:
-        return False, f"{reference}/reference.json records no numerics fingerprint (unknown: refresh the reference to record one)"
+        return (
+            False,
+            f"{reference}/reference.json records no numerics fingerprint (unknown: refresh the reference to record one)",
+        )
     have = fingerprints(group_configs(reference))
     differ = sorted(g for g in want if have.get(g) != want[g])
     if differ:
@@ -156,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for group, value in have.items():
         print(f"{group}: {value}")
-    print(f"capability {torch.backends.cpu.get_cpu_capability()}; {seconds:.2f} s; byte-identical runs possible: {possible} ({why})")
+    print(
+        f"capability {torch.backends.cpu.get_cpu_capability()}; {seconds:.2f} s; byte-identical runs possible: {possible} ({why})"
+    )
     return 0
 
 

@@ -70,10 +70,12 @@ def budgets(scores: pd.DataFrame) -> dict[str, int]:
 def iqm_curve(runs: pd.DataFrame, grid: np.ndarray, samples: int, seed: int) -> pd.DataFrame:
     """IQM over runs at each grid step with its 95% stratified-bootstrap interval: columns
     env_step, runs, iqm, ci_low, ci_high (steps no run reaches are left out)."""
-    curves = np.array([
-        interpolate_curve(run.env_step.to_numpy(), run.score.to_numpy(), grid)
-        for _, run in runs.groupby(["device", "seed"], sort=True)
-    ])  # fmt: skip
+    curves = np.array(
+        [
+            interpolate_curve(run.env_step.to_numpy(), run.score.to_numpy(), grid)
+            for _, run in runs.groupby(["device", "seed"], sort=True)
+        ]
+    )
     rows = []
     for j, step in enumerate(grid):
         values = curves[:, j][~np.isnan(curves[:, j])]
@@ -136,7 +138,9 @@ def markdown(table: pd.DataFrame) -> str:
             if f"{key}_iqm" not in row or pd.isna(row.get(f"{key}_iqm")):
                 cells.append("")
             else:
-                cells.append(f"{row[f'{key}_iqm']:.0f} ({row[f'{key}_ci_low']:.0f}, {row[f'{key}_ci_high']:.0f}) [{row[f'{key}_runs']:.0f}]")
+                cells.append(
+                    f"{row[f'{key}_iqm']:.0f} ({row[f'{key}_ci_low']:.0f}, {row[f'{key}_ci_high']:.0f}) [{row[f'{key}_runs']:.0f}]"
+                )
         paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
         lines.append("| " + " | ".join([row.env, label(row.algo, row.variant), str(row.budget), *cells, paper]) + " |")
     return "\n".join(lines) + "\n"
@@ -161,16 +165,24 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
                 n = len(runs.groupby(["device", "seed"]))
                 what = rollout_label(variant) if variant == PAPER_VARIANT else variant
                 style = ("-", ":", "-.")[i % 3]
-                ax.plot(curve.env_step, curve.iqm, color=COLORS[algo], linestyle=style, label=f"{label(algo)}, {what} ({n} runs)")
+                ax.plot(
+                    curve.env_step,
+                    curve.iqm,
+                    color=COLORS[algo],
+                    linestyle=style,
+                    label=f"{label(algo)}, {what} ({n} runs)",
+                )
                 ax.fill_between(curve.env_step, curve.ci_low, curve.ci_high, color=COLORS[algo], alpha=0.2, linewidth=0)
         level = asymptote(scores, env)
         if math.isfinite(level):
-            ax.axhline(level, color=COLORS["sac_asymptote"], linestyle="--", linewidth=1.2, label=label("sac_asymptote"))
+            ax.axhline(
+                level, color=COLORS["sac_asymptote"], linestyle="--", linewidth=1.2, label=label("sac_asymptote")
+            )
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation return (IQM)")
         ax.legend(fontsize=7, loc="upper left")
-    for ax in axes.ravel()[len(envs):]:
+    for ax in axes.ravel()[len(envs) :]:
         ax.set_visible(False)
     fig.suptitle("MBPO vs SAC at the paper's settings (IQM, 95% bootstrap CI)")
     fig.tight_layout()

@@ -50,8 +50,17 @@ def machine() -> dict:
 
 
 def run_pipeline(config: Path, cores: str) -> None:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", cores, "--configfile", str(config),
-           "--replace-workflow-config", "--forceall"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        cores,
+        "--configfile",
+        str(config),
+        "--replace-workflow-config",
+        "--forceall",
+    ]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     if subprocess.run(cmd, cwd=ROOT).returncode != 0:
         raise RegressError("the pipeline failed (see its output above); the reference is unchanged")
@@ -143,10 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; the reference is unchanged unless the swap had begun", file=sys.stderr)
         return 130
-    print(f"{parser.prog}: {info['runs']} runs of code {revision[:12]} -> {args.to}; commit it with a message that says why")
+    print(
+        f"{parser.prog}: {info['runs']} runs of code {revision[:12]} -> {args.to}; commit it with a message that says why"
+    )
     for group, g in info["groups"].items():
-        print(f"  {group}: {len(g['seeds'])} seeds, return_last_quarter {g['return_last_quarter_mean']:.1f}, "
-              f"auc_whole_run {g['auc_whole_run_mean']:.1f}")  # fmt: skip
+        print(
+            f"  {group}: {len(g['seeds'])} seeds, return_last_quarter {g['return_last_quarter_mean']:.1f}, "
+            f"auc_whole_run {g['auc_whole_run_mean']:.1f}"
+        )
     return 0
 
 

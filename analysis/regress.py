@@ -95,7 +95,11 @@ def find_runs(root: Path) -> RunSet:
             continue
         runs[ident] = run_dir
     if problems:
-        more = f" (and {len(problems) - 1} more run folder(s) under {base} that cannot be used)" if len(problems) > 1 else ""
+        more = (
+            f" (and {len(problems) - 1} more run folder(s) under {base} that cannot be used)"
+            if len(problems) > 1
+            else ""
+        )
         raise RegressError(f"{problems[0]}{more}; a check never drops a run: finish, fix or remove it")
     if not runs:
         raise RegressError(f"no complete runs under {base}")
@@ -141,7 +145,9 @@ def check_configs(reference: RunSet, candidate: RunSet) -> None:
         want, got = expected[ident[:3]], comparable_config(run_dir)
         diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
         if diff:
-            shown = ", ".join(f"{s}.{n}: reference {want.get((s, n))!r}, candidate {got.get((s, n))!r}" for s, n in diff[:4])
+            shown = ", ".join(
+                f"{s}.{n}: reference {want.get((s, n))!r}, candidate {got.get((s, n))!r}" for s, n in diff[:4]
+            )
             raise RegressError(
                 f"{run_dir} was not made with the reference's config ({shown}); compare like with like, or "
                 f"refresh the reference on purpose (README: Regression check on returns)"
@@ -189,17 +195,27 @@ def compare(ref: pd.DataFrame, cand: pd.DataFrame, alpha: float, margin: float, 
                 verdict = "improved"
             else:
                 verdict = "pass"
-            rows.append({
-                **dict(zip(GROUP, key)), "metric": metric,
-                "ref_seeds": len(reference), "cand_seeds": len(group),
-                "reference": reference[metric].mean(), "candidate": group[metric].mean(),
-                "difference": test.shift, "ci_low": test.low, "ci_high": test.high,
-                "p_value": test.p_worse, "verdict": verdict,
-            })  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip(GROUP, key)),
+                    "metric": metric,
+                    "ref_seeds": len(reference),
+                    "cand_seeds": len(group),
+                    "reference": reference[metric].mean(),
+                    "candidate": group[metric].mean(),
+                    "difference": test.shift,
+                    "ci_low": test.low,
+                    "ci_high": test.high,
+                    "p_value": test.p_worse,
+                    "verdict": verdict,
+                }
+            )
     table = pd.DataFrame(rows)
     missing = sorted(set(ref_groups) - {k[:3] for k in cand_groups})
     if missing and not allow_subset:
-        extra = pd.DataFrame([{**dict(zip(KEY, k)), "device": "-", "metric": "-", "verdict": "missing"} for k in missing])
+        extra = pd.DataFrame(
+            [{**dict(zip(KEY, k)), "device": "-", "metric": "-", "verdict": "missing"} for k in missing]
+        )
         table = pd.concat([table, extra], ignore_index=True)
     table.attrs.update(level=level, tests=tests)
     return table
@@ -281,10 +297,14 @@ def table_path(out: Path | None, reference: RunSet, candidate: RunSet) -> Path |
             return None
         out = root / "regression.md"
     if is_inside(out, reference.root):
-        raise RegressError(f"--out {out} is inside the reference {reference.root}: a check does not write into the reference")
+        raise RegressError(
+            f"--out {out} is inside the reference {reference.root}: a check does not write into the reference"
+        )
     for run_dir in (*reference.runs.values(), *candidate.runs.values()):
         if is_inside(out, run_dir):
-            raise RegressError(f"--out {out} is inside the run folder {run_dir}: a check does not write into its inputs")
+            raise RegressError(
+                f"--out {out} is inside the run folder {run_dir}: a check does not write into its inputs"
+            )
     if out.suffix != ".md":
         raise RegressError(f"--out {out}: the table's file name must end in .md (the CSV goes next to it)")
     return out
@@ -323,14 +343,24 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 pass, 1 regression / missing group / exact mismatch, 2 bad input.",
     )
-    parser.add_argument("--reference", type=Path, default=Path("results/reference"), help="reference folder (default: %(default)s)")
+    parser.add_argument(
+        "--reference", type=Path, default=Path("results/reference"), help="reference folder (default: %(default)s)"
+    )
     parser.add_argument("--candidate", type=Path, required=True, help="folder of candidate runs, e.g. results/ci")
     parser.add_argument("--alpha", type=float, default=0.05, help="family-wise false-alarm rate (default: %(default)s)")
-    parser.add_argument("--margin", type=float, default=0.0, help="drop in return tolerated before a regression (default: %(default)s)")
+    parser.add_argument(
+        "--margin", type=float, default=0.0, help="drop in return tolerated before a regression (default: %(default)s)"
+    )
     parser.add_argument("--exact", action="store_true", help="also require byte-identical runs (timing columns aside)")
-    parser.add_argument("--subset", action="store_true", help="compare only the groups the candidate has (no 'missing')")
-    parser.add_argument("--out", type=Path, help="write the markdown table here (CSV next to it); default: CANDIDATE/regression.md "
-                        "when the candidate is a pipeline output folder, else only stdout")  # fmt: skip
+    parser.add_argument(
+        "--subset", action="store_true", help="compare only the groups the candidate has (no 'missing')"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the markdown table here (CSV next to it); default: CANDIDATE/regression.md "
+        "when the candidate is a pipeline output folder, else only stdout",
+    )
     args = parser.parse_args(argv)
     if not 0.0 < args.alpha < 0.5:
         parser.error(f"--alpha must be in (0, 0.5), got {args.alpha}")
@@ -344,8 +374,15 @@ def main(argv: list[str] | None = None) -> int:
         header = [f"# Regression check: {args.candidate} against the reference", "", provenance_line(args.reference)]
         problems = exact_differences(reference, candidate) if args.exact else []
         if args.exact:
-            header += ["", "Exact: " + ("every reference run is byte-identical (timing columns aside)" if not problems
-                                        else f"{len(problems)} run(s) differ; first: {problems[0]}")]  # fmt: skip
+            header += [
+                "",
+                "Exact: "
+                + (
+                    "every reference run is byte-identical (timing columns aside)"
+                    if not problems
+                    else f"{len(problems)} run(s) differ; first: {problems[0]}"
+                ),
+            ]
         text = render(table, args.alpha, args.margin, header)
         if out is not None:
             write_atomic(out, text)
@@ -366,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
             reasons.append("regression: " + ", ".join(sorted({group_name(k) for k in zip(*(groups[c] for c in KEY))})))
         if "missing" in failed:
             groups = table[table.verdict == "missing"]
-            reasons.append("missing from the candidate: " + ", ".join(group_name(k) for k in zip(*(groups[c] for c in KEY))))
+            reasons.append(
+                "missing from the candidate: " + ", ".join(group_name(k) for k in zip(*(groups[c] for c in KEY)))
+            )
         if problems:
             reasons.append("not byte-identical")
         print(f"{parser.prog}: FAIL ({'; '.join(reasons)}); {where}", file=sys.stderr)

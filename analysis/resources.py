@@ -62,23 +62,72 @@ class Cost:
 _VM = "this project's 2-core AMD EPYC VM, one torch thread, shared with other runs"
 
 COSTS: tuple[Cost, ...] = (
-    Cost("Pendulum-v1", "mbpo", "cpu", 0.0108, 0.0, 10,
-         f"README 'What the default run produces': MBPO `default` preset, 4000 steps, slowest rollout length (h1), mean of 5 seeds; {_VM}"),
-    Cost("Pendulum-v1", "sac", "cpu", 0.0009, 0.0, 1,
-         f"README 'What the default run produces': SAC `seed` preset, UTD 1, 12000 steps, mean of 5 seeds; {_VM}"),
-    Cost("Pendulum-v1", "sac", "cpu", 0.0046, 0.0, 10,
-         f"README 'What the default run produces': SAC `seed` preset at UTD 10, 4000 steps, mean of 5 seeds; {_VM}"),
-    Cost("InvertedPendulum-v5", "sac", "cpu", 0.0244, 0.0, 1,
-         f"config/validation.yaml runs, `paper` preset, 15000 steps: the largest seconds_per_env_step of 3 complete seeds; {_VM}"),
-    Cost("InvertedPendulum-v5", "mbpo", "cpu", 0.288, 0.0, 20,
-         f"config/validation.yaml, `paper` preset, seed 1: train.csv between env steps 1000 and 1250 (a partial run); {_VM}"),
-    Cost("Hopper-v5", "mbpo", "cpu", 0.475, 1.6e-5, 20,
-         f"config/validation.yaml, `paper` preset, seed 0: train.csv, 575 ms per step over steps 5000-7500 and 615 over 7500-10000, "
-         f"a line through both; {_VM}"),
-    Cost("Hopper-v5", "mbpo", "cuda", 0.0282, 4.3e-7, 20,
-         "results/gpu-h200/paper_scale_cuda.txt: benchmarks/paper_scale.py on an idle NVIDIA H200, 32.5 ms per step at 10k "
-         "env steps and 49.6 at 50k, a line through both (its 125k-step projection: 1.9 h)"),
-)  # fmt: skip
+    Cost(
+        "Pendulum-v1",
+        "mbpo",
+        "cpu",
+        0.0108,
+        0.0,
+        10,
+        f"README 'What the default run produces': MBPO `default` preset, 4000 steps, slowest rollout length (h1), mean of 5 seeds; {_VM}",
+    ),
+    Cost(
+        "Pendulum-v1",
+        "sac",
+        "cpu",
+        0.0009,
+        0.0,
+        1,
+        f"README 'What the default run produces': SAC `seed` preset, UTD 1, 12000 steps, mean of 5 seeds; {_VM}",
+    ),
+    Cost(
+        "Pendulum-v1",
+        "sac",
+        "cpu",
+        0.0046,
+        0.0,
+        10,
+        f"README 'What the default run produces': SAC `seed` preset at UTD 10, 4000 steps, mean of 5 seeds; {_VM}",
+    ),
+    Cost(
+        "InvertedPendulum-v5",
+        "sac",
+        "cpu",
+        0.0244,
+        0.0,
+        1,
+        f"config/validation.yaml runs, `paper` preset, 15000 steps: the largest seconds_per_env_step of 3 complete seeds; {_VM}",
+    ),
+    Cost(
+        "InvertedPendulum-v5",
+        "mbpo",
+        "cpu",
+        0.288,
+        0.0,
+        20,
+        f"config/validation.yaml, `paper` preset, seed 1: train.csv between env steps 1000 and 1250 (a partial run); {_VM}",
+    ),
+    Cost(
+        "Hopper-v5",
+        "mbpo",
+        "cpu",
+        0.475,
+        1.6e-5,
+        20,
+        f"config/validation.yaml, `paper` preset, seed 0: train.csv, 575 ms per step over steps 5000-7500 and 615 over 7500-10000, "
+        f"a line through both; {_VM}",
+    ),
+    Cost(
+        "Hopper-v5",
+        "mbpo",
+        "cuda",
+        0.0282,
+        4.3e-7,
+        20,
+        "results/gpu-h200/paper_scale_cuda.txt: benchmarks/paper_scale.py on an idle NVIDIA H200, 32.5 ms per step at 10k "
+        "env steps and 49.6 at 50k, a line through both (its 125k-step projection: 1.9 h)",
+    ),
+)
 
 # Without a measurement for the env: the costliest measured run of the algorithm on the device
 # (a CUDA SAC run takes the CPU's: no CUDA SAC run was measured).

@@ -34,7 +34,13 @@ def identity(run_dir: Path) -> dict:
     found = run_identity.parse(Path(run_dir).as_posix())
     meta = metadata(run_dir)
     if found is None or found["env"] != meta["env"]:  # a folder outside the pipeline's layout
-        return {"env": meta["env"], "algo": meta["algo"], "variant": "-", "device": meta["device"], "seed": meta["seed"]}
+        return {
+            "env": meta["env"],
+            "algo": meta["algo"],
+            "variant": "-",
+            "device": meta["device"],
+            "seed": meta["seed"],
+        }
     if meta["seed"] != found["seed"]:
         raise RunFolderError(f"{run_dir}: metadata says seed={meta['seed']!r}, the path says {found['seed']!r}")
     if not str(meta["device"]).startswith(found["device"]):
@@ -76,7 +82,9 @@ def verify_files(run_dir: Path, meta: dict) -> None:
         return  # a run from before the file list: load_eval checks eval.csv's content instead
     files = meta["files"]
     if not isinstance(files, dict) or EVAL_FILE not in files or not all(isinstance(v, dict) for v in files.values()):
-        raise RunFolderError(f"{Path(run_dir) / METADATA_FILE}: 'files' is not a record of the run's files with {EVAL_FILE}")
+        raise RunFolderError(
+            f"{Path(run_dir) / METADATA_FILE}: 'files' is not a record of the run's files with {EVAL_FILE}"
+        )
     try:
         record.verify_run_files(Path(run_dir), meta)
     except ValueError as exc:  # mbpo.record.RunFileError: names the file and what is wrong
@@ -128,7 +136,9 @@ def read_eval(run_dir: Path, meta: dict) -> pd.DataFrame:
     duplicated = numbers.duplicated(["env_step", "episode"])
     if duplicated.any():
         row = int(np.argmax(duplicated.to_numpy()))
-        raise RunFolderError(f"{path} line {row + 2}: a second row for env_step {numbers.env_step[row]}, episode {numbers.episode[row]}")
+        raise RunFolderError(
+            f"{path} line {row + 2}: a second row for env_step {numbers.env_step[row]}, episode {numbers.episode[row]}"
+        )
     expected = _expected_evaluations(meta)
     per_step = numbers.groupby("env_step").episode.agg(["count", "min", "max"])
     if expected is not None:
@@ -141,7 +151,9 @@ def read_eval(run_dir: Path, meta: dict) -> pd.DataFrame:
             )
     elif per_step["count"].nunique() > 1:
         step = int(per_step["count"].idxmin())
-        raise RunFolderError(f"{path}: the evaluation at env step {step} has {per_step['count'][step]} episode(s), others more: truncated?")
+        raise RunFolderError(
+            f"{path}: the evaluation at env step {step} has {per_step['count'][step]} episode(s), others more: truncated?"
+        )
     return numbers
 
 

@@ -40,8 +40,10 @@ def main() -> None:
         trainer = Trainer(cfg, device, make_generators(0, device), writer, Progress(1, "x", 1, quiet=True))
         trainer.obs, _ = trainer.env.reset(seed=0)
         model_buffer = trainer.model_phase.buffer
-        print(f"Hopper-v5, --preset paper: model buffer capacity {model_buffer.capacity:,} rows x "
-              f"{model_buffer.row_dim} floats = {model_buffer.data.numel() * 4 / 1e6:.0f} MB")  # fmt: skip
+        print(
+            f"Hopper-v5, --preset paper: model buffer capacity {model_buffer.capacity:,} rows x "
+            f"{model_buffer.row_dim} floats = {model_buffer.data.numel() * 4 / 1e6:.0f} MB"
+        )
         for step in (10_000, 50_000, 125_000):
             length = cfg.mbpo.rollout_length_at(step)
             rows = min(cfg.mbpo.model_retain_epochs * 4 * cfg.mbpo.rollout_batch_size * length, model_buffer.capacity)
@@ -56,8 +58,10 @@ def main() -> None:
                 seconds.append(time.perf_counter() - t)
                 del payload
             size = (out / "checkpoint.pt").stat().st_size
-            print(f"  at {step:>7,} env steps (rollout length {length:>2}, {rows:>9,} model rows): "
-                  f"{size / 1e6:7.1f} MB, written in {min(seconds):5.2f} s (best of 3, state copy included)")  # fmt: skip
+            print(
+                f"  at {step:>7,} env steps (rollout length {length:>2}, {rows:>9,} model rows): "
+                f"{size / 1e6:7.1f} MB, written in {min(seconds):5.2f} s (best of 3, state copy included)"
+            )
         writer.close()
 
 

@@ -27,8 +27,6 @@ from mbpo.sac import SAC
 from mbpo.termination import never
 
 
-
-
 def step_flops(sizes: list[int], ensemble: int, batch: int) -> int:
     fwd = [2 * ensemble * batch * i * o for i, o in zip(sizes[:-1], sizes[1:])]
     return sum(fwd) + sum(fwd) + sum(fwd[1:])
@@ -62,13 +60,19 @@ def rollouts(repeat: int) -> None:
     for length in (1, 5):
         seconds = timeit(
             lambda: branched_rollout(
-                start, length, lambda o: agent.sample(o, "rollout").action,
-                lambda o, a: model.sample_next(o, a, gen), never,
+                start,
+                length,
+                lambda o: agent.sample(o, "rollout").action,
+                lambda o, a: model.sample_next(o, a, gen),
+                never,
             ),
-            max(repeat // 2, 1), 1,
-        )  # fmt: skip
-        print(f"rollouts from {starts} start states, length {length}: {seconds:6.2f} s, "
-              f"{starts * length / seconds / 1e3:8.1f} k model transitions/s")  # fmt: skip
+            max(repeat // 2, 1),
+            1,
+        )
+        print(
+            f"rollouts from {starts} start states, length {length}: {seconds:6.2f} s, "
+            f"{starts * length / seconds / 1e3:8.1f} k model transitions/s"
+        )
 
 
 def main() -> None:

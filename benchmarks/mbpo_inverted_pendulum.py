@@ -21,12 +21,45 @@ import tempfile
 from pathlib import Path
 
 SETTINGS = [
-    "--algo", "mbpo", "--preset", "paper", "--env", "InvertedPendulum-v5", "--actor-hidden", "256,256",
-    "--critic-hidden", "256,256", "--batch-size", "256", "--updates-per-step", "10", "--random-steps", "500", "--target-entropy", "-0.05",
-    "--ensemble-size", "7", "--num-elites", "5", "--model-hidden", "200,200,200,200", "--model-batch-size", "256",
-    "--model-train-freq", "250", "--rollout-batch-size", "100000", "--rollout-length", "1", "--epoch-length", "250",
-    "--model-retain-epochs", "1", "--real-ratio", "0.05",
-]  # fmt: skip
+    "--algo",
+    "mbpo",
+    "--preset",
+    "paper",
+    "--env",
+    "InvertedPendulum-v5",
+    "--actor-hidden",
+    "256,256",
+    "--critic-hidden",
+    "256,256",
+    "--batch-size",
+    "256",
+    "--updates-per-step",
+    "10",
+    "--random-steps",
+    "500",
+    "--target-entropy",
+    "-0.05",
+    "--ensemble-size",
+    "7",
+    "--num-elites",
+    "5",
+    "--model-hidden",
+    "200,200,200,200",
+    "--model-batch-size",
+    "256",
+    "--model-train-freq",
+    "250",
+    "--rollout-batch-size",
+    "100000",
+    "--rollout-length",
+    "1",
+    "--epoch-length",
+    "250",
+    "--model-retain-epochs",
+    "1",
+    "--real-ratio",
+    "0.05",
+]
 
 
 def main() -> None:
@@ -36,17 +69,38 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "mbpo", "train", *SETTINGS, "--total-steps", str(args.steps),
-               "--device", args.device, "--threads", "1", "--eval-every", str(args.steps), "--eval-episodes", "1",
-               "--log-every", "250", "--quiet", "--out", str(out)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "mbpo",
+            "train",
+            *SETTINGS,
+            "--total-steps",
+            str(args.steps),
+            "--device",
+            args.device,
+            "--threads",
+            "1",
+            "--eval-every",
+            str(args.steps),
+            "--eval-episodes",
+            "1",
+            "--log-every",
+            "250",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
         subprocess.run(cmd, check=True)
         meta = json.loads((out / "metadata.json").read_text())
         clock = [float(r["wall_seconds"]) for r in csv.DictReader((out / "train.csv").open())]
     learning_steps = args.steps - 500
     seconds = meta["seconds"]
     busy = sum(v for k, v in seconds.items() if k != "eval")
-    print(f"MBPO, InvertedPendulum-v5, mbrl-lib settings, {args.steps} env steps ({learning_steps} after the random "
-          f"ones), {meta['device_name']}, 1 thread")  # fmt: skip
+    print(
+        f"MBPO, InvertedPendulum-v5, mbrl-lib settings, {args.steps} env steps ({learning_steps} after the random "
+        f"ones), {meta['device_name']}, 1 thread"
+    )
     print(f"  ms per env step, whole run (excl. evaluation):  {1e3 * busy / args.steps:8.2f}")
     # train.csv's clock every 250 steps: row 1 is step 500, where learning starts
     print(f"  ms per env step, learning steps only:           {1e3 * (clock[-1] - clock[1]) / learning_steps:8.2f}")

@@ -70,7 +70,9 @@ def main() -> None:
     epochs = args.epochs
     if args.model_csv:
         rows = list(csv.DictReader(args.model_csv.open()))
-        epochs = float(np.mean([int(r["epochs"]) for r in rows[1:]] or [int(rows[0]["epochs"])]))  # first fit: from scratch
+        epochs = float(
+            np.mean([int(r["epochs"]) for r in rows[1:]] or [int(rows[0]["epochs"])])
+        )  # first fit: from scratch
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), {torch.get_num_threads()} thread(s), torch {torch.__version__}")
 
@@ -111,38 +113,53 @@ def main() -> None:
         length = cfg.mbpo.rollout_length_at(steps)
         rollout_ms[steps] = 1e3 * timed(
             lambda n=length: branched_rollout(
-                start, n, lambda o: agent.sample(o, "rollout").action,
-                lambda o, a: model.sample_next(o, a, gen), terminated,
+                start,
+                n,
+                lambda o: agent.sample(o, "rollout").action,
+                lambda o, a: model.sample_next(o, a, gen),
+                terminated,
             ),
-            device, max(args.repeat - 1, 1), 1,
-        )  # fmt: skip
+            device,
+            max(args.repeat - 1, 1),
+            1,
+        )
 
     per_fit = cfg.mbpo.model_train_freq
     ups = cfg.sac.updates_per_step
-    print(f"SAC update {update * 1e3:.2f} ms; env step + action {env_act * 1e3:.2f} ms; "
-          f"model epochs per fit {epochs:.1f}; fit and rollouts every {per_fit} env steps")  # fmt: skip
-    print(f"{'env steps':>10} {'updates':>9} {'model fit':>10} {'rollouts':>9} {'env+act':>8} {'total':>8}  ms per env step")
+    print(
+        f"SAC update {update * 1e3:.2f} ms; env step + action {env_act * 1e3:.2f} ms; "
+        f"model epochs per fit {epochs:.1f}; fit and rollouts every {per_fit} env steps"
+    )
+    print(
+        f"{'env steps':>10} {'updates':>9} {'model fit':>10} {'rollouts':>9} {'env+act':>8} {'total':>8}  ms per env step"
+    )
     totals = {}
     for steps in STEPS:
         parts = (ups * update * 1e3, epochs * epoch_ms[steps] / per_fit, rollout_ms[steps] / per_fit, env_act * 1e3)
         totals[steps] = sum(parts)
-        print(f"{steps:>10} {parts[0]:>9.1f} {parts[1]:>10.1f} {parts[2]:>9.1f} {parts[3]:>8.2f} {totals[steps]:>8.1f}"
-              f"   (epoch {epoch_ms[steps]:.0f} ms, rollout phase {rollout_ms[steps]:.0f} ms at length "
-              f"{cfg.mbpo.rollout_length_at(steps)})")  # fmt: skip
+        print(
+            f"{steps:>10} {parts[0]:>9.1f} {parts[1]:>10.1f} {parts[2]:>9.1f} {parts[3]:>8.2f} {totals[steps]:>8.1f}"
+            f"   (epoch {epoch_ms[steps]:.0f} ms, rollout phase {rollout_ms[steps]:.0f} ms at length "
+            f"{cfg.mbpo.rollout_length_at(steps)})"
+        )
 
     # cost model: epoch time linear in the data, rollout phase time linear in the length
     n = np.array(STEPS, dtype=float)
     slope, intercept = np.polyfit(n, [epoch_ms[s] for s in STEPS], 1)
     lengths = np.array([cfg.mbpo.rollout_length_at(s) for s in STEPS], dtype=float)
-    r_slope, r_int = np.polyfit(lengths, [rollout_ms[s] for s in STEPS], 1) if len(set(lengths)) > 1 else (0.0, rollout_ms[STEPS[0]])
+    r_slope, r_int = (
+        np.polyfit(lengths, [rollout_ms[s] for s in STEPS], 1) if len(set(lengths)) > 1 else (0.0, rollout_ms[STEPS[0]])
+    )
     total_s = 0.0
     random_steps = cfg.sac.random_steps
     for step in range(random_steps, 125_001, per_fit):
         length = cfg.mbpo.rollout_length_at(step)
         total_s += (epochs * (intercept + slope * step) + r_int + r_slope * length) / 1e3
         total_s += per_fit * (ups * update + env_act)
-    print(f"projected whole Hopper run (125k env steps): {total_s / 3600:.1f} h on this device "
-          f"(epochs per fit held at {epochs:.1f}; model epoch {intercept:.0f} + {slope * 1e3:.2f} ms per 1k samples)")
+    print(
+        f"projected whole Hopper run (125k env steps): {total_s / 3600:.1f} h on this device "
+        f"(epochs per fit held at {epochs:.1f}; model epoch {intercept:.0f} + {slope * 1e3:.2f} ms per 1k samples)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,14 +25,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODES = {
     "default": {},
-    "portable": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
-                 "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"},
-}  # fmt: skip
+    "portable": {
+        "ATEN_CPU_CAPABILITY": "default",
+        "MKL_CBWR": "COMPATIBLE",
+        "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR",
+    },
+}
 TRAININGS = {
     "sac 2000 steps": ["--algo", "sac", "--preset", "seed", "--total-steps", "2000"],
     "mbpo 1000 steps": ["--algo", "mbpo", "--preset", "default", "--total-steps", "1000", "--rollout-length", "1"],
 }
-COMMON = ["--env", "Pendulum-v1", "--seed", "0", "--eval-every", "200", "--eval-episodes", "5", "--threads", "1", "--quiet"]
+COMMON = [
+    "--env",
+    "Pendulum-v1",
+    "--seed",
+    "0",
+    "--eval-every",
+    "200",
+    "--eval-episodes",
+    "5",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -53,12 +68,17 @@ def main() -> None:
         for rep in range(args.repeats):
             for mode, env in MODES.items():
                 _, out = timed([sys.executable, "-m", "analysis.numerics"], env)
-                prints[mode] = out.strip().splitlines()[-1].split(";")[0] + "; " + ", ".join(
-                    line.split(": ")[1][:16] for line in out.splitlines()[:-1])  # fmt: skip
+                prints[mode] = (
+                    out.strip().splitlines()[-1].split(";")[0]
+                    + "; "
+                    + ", ".join(line.split(": ")[1][:16] for line in out.splitlines()[:-1])
+                )
                 times.setdefault((mode, "fingerprint"), []).append(float(out.strip().split("; ")[1].split()[0]))
                 for name, flags in TRAININGS.items():
                     out_dir = Path(tmp) / f"{mode}-{name.split()[0]}-{rep}"
-                    seconds, _ = timed([sys.executable, "-m", "mbpo", "train", *flags, *COMMON, "--out", str(out_dir)], env)
+                    seconds, _ = timed(
+                        [sys.executable, "-m", "mbpo", "train", *flags, *COMMON, "--out", str(out_dir)], env
+                    )
                     times.setdefault((mode, name), []).append(seconds)
     for mode, line in prints.items():
         print(f"{mode:9} fingerprint: {line}")

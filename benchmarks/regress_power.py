@@ -26,6 +26,7 @@ from analysis.regress import METRICS, find_runs, run_metrics
 from analysis.identity import GROUP
 from analysis.stats import rank_shift_test
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pool", type=Path)
@@ -44,8 +45,10 @@ def main() -> None:
     level = args.alpha / tests
     rng = np.random.default_rng(args.seed)
     splits = [rng.permutation(seeds)[: 2 * args.per_side] for _ in range(args.splits)]
-    print(f"pool: {len(seeds)} seeds in each of {len(groups)} groups; {args.per_side} seeds a side; "
-          f"{args.splits} random splits; alpha {args.alpha} over {tests} tests -> {level:.4g} each")  # fmt: skip
+    print(
+        f"pool: {len(seeds)} seeds in each of {len(groups)} groups; {args.per_side} seeds a side; "
+        f"{args.splits} random splits; alpha {args.alpha} over {tests} tests -> {level:.4g} each"
+    )
     for key, g in groups.items():
         spread = ", ".join(f"{m} mean {g[m].mean():.1f} sd {g[m].std(ddof=1):.1f}" for m in METRICS)
         print(f"  {'/'.join(key)}: {spread}")
@@ -64,7 +67,9 @@ def main() -> None:
     for key, flags in per_group.items():
         print(f"  {'/'.join(key)}: {flags.mean():.2%} of splits")
     half_width = 1.96 * np.sqrt(max(any_flag.mean(), 1e-9) * (1 - any_flag.mean()) / len(splits))
-    print(f"  whole check: {any_flag.mean():.2%} (+- {half_width:.2%}) of splits; bound by construction {args.alpha:.0%}")
+    print(
+        f"  whole check: {any_flag.mean():.2%} (+- {half_width:.2%}) of splits; bound by construction {args.alpha:.0%}"
+    )
 
     print("\ndetection rate of a drop d in one group's returns (both metrics lowered by d):")
     print("  " + f"{'d':>6}" + "".join(f"{'/'.join(k[1:3]):>14}" for k in groups))

@@ -23,8 +23,6 @@ from mbpo.config import SACConfig
 from mbpo.sac import SAC
 
 
-
-
 def mlp_flops(sizes: list[int], batch: int, ensemble: int) -> list[int]:
     """Forward flops per layer of an ensemble MLP."""
     return [2 * ensemble * batch * i * o for i, o in zip(sizes[:-1], sizes[1:])]

@@ -6,7 +6,9 @@
 
 Groups (the unit of the printed ratios is one call unless stated):
 - sac-update-paper: one SAC update at the paper's sizes (HalfCheetah dims, batch 256, 2 x 256)
-  against a conventional autograd/nn.Module/torch.optim update;
+  against a conventional autograd/nn.Module/torch.optim update, eager (`autograd`) and under
+  `torch.compile` (`compiled`: Inductor, compiled once before timing, which takes one to two
+  minutes and needs a C++ compiler), so the choice of hand-written backward passes stays measured;
 - sac-update-seed: one update at the seed's sizes (Pendulum, batch 64, 1 x 128) against the
   seed's SAC.update;
 - ensemble-step-seed / ensemble-step-paper: one model training step (forward, backward, Adam) of
@@ -64,6 +66,14 @@ def test_sac_update_paper_autograd(benchmark, record):
     record("autograd")
 
 
+@pytest.mark.benchmark(group="sac-update-paper")
+def test_sac_update_paper_compiled(benchmark, record):
+    update = torch.compile(naive_update_fn(17, 6, [256, 256], 256))
+    update()  # compiles (graph breaks at backward and the optimiser steps are compiled separately)
+    benchmark(update)
+    record("compiled")
+
+
 @pytest.mark.benchmark(group="sac-update-seed")
 def test_sac_update_seed_ours(benchmark, record):
     agent, rows = our_sac(3, 1, SEED_SAC)
@@ -77,10 +87,12 @@ def test_sac_update_seed_seed(benchmark, record, seed_module):
     agent = seed_module.SAC(3, 128, 1, 2.0, 5e-4, 5e-3, 1e-3, -1, 0.005, 0.98)
     rng = np.random.default_rng(0)
     batch = {  # the seed's update takes numpy arrays and tuples, as its replay buffer returns
-        "states": rng.normal(size=(64, 3)), "actions": tuple(rng.uniform(-2, 2, size=(64, 1))),
-        "rewards": tuple(rng.normal(size=64)), "next_states": rng.normal(size=(64, 3)),
+        "states": rng.normal(size=(64, 3)),
+        "actions": tuple(rng.uniform(-2, 2, size=(64, 1))),
+        "rewards": tuple(rng.normal(size=64)),
+        "next_states": rng.normal(size=(64, 3)),
         "dones": tuple(np.zeros(64)),
-    }  # fmt: skip
+    }
     benchmark(agent.update, batch)
     record("seed")
 
@@ -160,7 +172,9 @@ def test_rollouts_seed_seed(benchmark, record, seed_module):
 
 @pytest.mark.benchmark(group="rollouts-paper")
 def test_rollouts_paper_ours(benchmark, record):
-    benchmark.pedantic(our_rollout(17, 6, MBPOConfig(), SACConfig(), 100_000, 5), rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(
+        our_rollout(17, 6, MBPOConfig(), SACConfig(), 100_000, 5), rounds=3, iterations=1, warmup_rounds=1
+    )
     record("ours", per=1.0)
     benchmark.extra_info["model_transitions_per_second"] = 5 * 100_000 / benchmark.stats.stats.median
 
@@ -176,8 +190,25 @@ SEED_RUNS = {  # the seed's scripts and their arguments for the same env steps
 
 
 def run_ours(algo: str, out, steps: int) -> None:
-    args = ["train", "--algo", algo, "--preset", "seed", "--seed", "0", "--total-steps", str(steps),
-            "--eval-every", str(steps), "--eval-episodes", "1", "--quiet", "--overwrite", "--out", str(out)]  # fmt: skip
+    args = [
+        "train",
+        "--algo",
+        algo,
+        "--preset",
+        "seed",
+        "--seed",
+        "0",
+        "--total-steps",
+        str(steps),
+        "--eval-every",
+        str(steps),
+        "--eval-episodes",
+        "1",
+        "--quiet",
+        "--overwrite",
+        "--out",
+        str(out),
+    ]
     if algo == "sac":
         args += ["--updates-per-step", "1"]
     assert cli.main(args) == 0

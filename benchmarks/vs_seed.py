@@ -32,17 +32,44 @@ def start_seed(seed_dir: Path, algo: str, episodes: int, utd: int, csv_path: Pat
     args = [sys.executable, SEED_SCRIPT[algo], "--seed", "0", "--csv", str(csv_path)]
     args += ["--episodes", str(episodes), "--utd", str(utd)] if algo == "sac" else ["--max_episodes", str(episodes)]
     return subprocess.Popen(
-        args, cwd=seed_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        args,
+        cwd=seed_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
 
 
 def start_ours(algo: str, out: Path, steps: int, utd: int) -> subprocess.Popen:
     args = [
-        sys.executable, "-m", "mbpo", "train", "--algo", algo, "--env", "Pendulum-v1", "--preset", "seed",
-        "--seed", "0", "--total-steps", str(steps), "--threads", "1", "--eval-every", str(steps),
-        "--eval-episodes", "1", "--log-every", "1000", "--quiet", "--overwrite", "--out", str(out),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mbpo",
+        "train",
+        "--algo",
+        algo,
+        "--env",
+        "Pendulum-v1",
+        "--preset",
+        "seed",
+        "--seed",
+        "0",
+        "--total-steps",
+        str(steps),
+        "--threads",
+        "1",
+        "--eval-every",
+        str(steps),
+        "--eval-episodes",
+        "1",
+        "--log-every",
+        "1000",
+        "--quiet",
+        "--overwrite",
+        "--out",
+        str(out),
+    ]
     if algo == "sac":
         args += ["--updates-per-step", str(utd), "--random-steps", "1000"]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -78,8 +105,12 @@ def main() -> None:
         parser.error(f"no {script.name} in {args.seed_dir} (pass --seed-dir)")
     steps = args.episodes * STEPS_PER_EPISODE
     utds = args.utd if args.algo == "sac" else [10]
-    print(f"{args.algo} on Pendulum-v1, seed settings, {steps} env steps per run, 1 thread each, {args.rounds} round(s)")
-    print(f"{'UTD':>4} {'seed ms/step':>13} {'ours ms/step':>13} {'speedup':>8}   first/last 1000 steps, ms/step: seed | ours")
+    print(
+        f"{args.algo} on Pendulum-v1, seed settings, {steps} env steps per run, 1 thread each, {args.rounds} round(s)"
+    )
+    print(
+        f"{'UTD':>4} {'seed ms/step':>13} {'ours ms/step':>13} {'speedup':>8}   first/last 1000 steps, ms/step: seed | ours"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for utd in utds:
             seed_ms, ours_ms, growth = [], [], []
@@ -97,7 +128,10 @@ def main() -> None:
                 growth.append((*seed_growth(seed_csv), *ours_growth(out)))
             s, o = float(np.median(seed_ms)), float(np.median(ours_ms))
             g = np.median(np.array(growth), axis=0)  # seconds per 1000 steps = ms per step
-            print(f"{utd:>4} {s:13.3f} {o:13.3f} {s / o:7.2f}x   {g[0]:.2f} / {g[1]:.2f} | {g[2]:.2f} / {g[3]:.2f}", flush=True)
+            print(
+                f"{utd:>4} {s:13.3f} {o:13.3f} {s / o:7.2f}x   {g[0]:.2f} / {g[1]:.2f} | {g[2]:.2f} / {g[3]:.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,7 @@ class ReplayBuffer:
         self.size = 0
         self._next = 0
 
-    def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool
-    ) -> None:
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
         row = self._host[self._next] if self._host is not None else self._stage
         self.layout.write(row, obs, action, reward, next_obs, terminated)
         if self._host is None:
@@ -54,7 +52,9 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict) -> None:
         rows = state["rows"]
         if rows.shape[1] != self.row_dim or state["size"] > self.capacity or rows.shape[0] != state["size"]:
-            raise ValueError(f"buffer state of {tuple(rows.shape)} rows does not fit a {self.capacity} x {self.row_dim} buffer")
+            raise ValueError(
+                f"buffer state of {tuple(rows.shape)} rows does not fit a {self.capacity} x {self.row_dim} buffer"
+            )
         self.data[: state["size"]].copy_(rows)
         self.size, self._next = state["size"], state["next"]
 

@@ -98,4 +98,9 @@ class Checkpointer:
         signal.signal(signal.SIGTERM, self._previous)
 
     def summary(self) -> dict[str, Any]:
-        return {"saves": self.saves, "seconds": self.seconds, "last_bytes": self.bytes, "interval_seconds": self.interval}
+        return {
+            "saves": self.saves,
+            "seconds": self.seconds,
+            "last_bytes": self.bytes,
+            "interval_seconds": self.interval,
+        }

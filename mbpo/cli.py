@@ -262,8 +262,15 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
         except RunFileError as exc:
             raise UsageError(f"{exc}; pass --overwrite to start over") from None
         started = resume["start_time"]
-        resumes = [*resume["resumes"], {"env_step": resume["trainer"]["step"], "time": now_iso(),
-                                        "git_revision": prov["git_revision"], "host": prov["host"]}]  # fmt: skip
+        resumes = [
+            *resume["resumes"],
+            {
+                "env_step": resume["trainer"]["step"],
+                "time": now_iso(),
+                "git_revision": prov["git_revision"],
+                "host": prov["host"],
+            },
+        ]
     progress = Progress(cfg.run.total_steps, label, cfg.run.log_every, quiet=args.quiet)
     header = {"config": cfg.to_dict(), "start_time": started, "resumes": resumes}
     checkpointer = Checkpointer(out, args.checkpoint_interval, header)

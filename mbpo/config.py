@@ -40,7 +40,8 @@ class RunConfig:
     log_every: int = option(1000, "write training diagnostics to train.csv every N env steps")
     preset: str = option("default", "named hyperparameter preset applied before explicit flags")
     truncate_obs: bool = option(
-        False, "drop contact forces (Ant) and the com-inertia/velocity/actuator/contact terms (Humanoid) from the observation, as the MBPO paper did"
+        False,
+        "drop contact forces (Ant) and the com-inertia/velocity/actuator/contact terms (Humanoid) from the observation, as the MBPO paper did",
     )
 
 
@@ -200,6 +201,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 
 SECTIONS: dict[str, type] = {"run": RunConfig, "sac": SACConfig, "mbpo": MBPOConfig}
 
+
 @dataclass(frozen=True)
 class PaperEnv:
     """The MBPO paper's settings of one environment (original code's configs; docs/paper-settings.md)."""
@@ -276,7 +278,6 @@ def paper_table() -> str:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(keys) + 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-
 
 
 class ConfigError(ValueError):
@@ -358,10 +359,15 @@ def validate(cfg: TrainConfig) -> None:
     if r.algo == "mbpo":
         checks += [
             (m.ensemble_size > 0, f"ensemble_size must be > 0, got {m.ensemble_size}"),
-            (0 < m.num_elites <= m.ensemble_size, f"num_elites must be in [1, ensemble_size={m.ensemble_size}], got {m.num_elites}"),
+            (
+                0 < m.num_elites <= m.ensemble_size,
+                f"num_elites must be in [1, ensemble_size={m.ensemble_size}], got {m.num_elites}",
+            ),
             (len(m.model_hidden) > 0 and min(m.model_hidden) > 0, "model_hidden needs positive widths"),
-            (len(m.model_weight_decay) == len(m.model_hidden) + 1,
-             f"model_weight_decay needs one value per model layer ({len(m.model_hidden) + 1}), got {len(m.model_weight_decay)}"),
+            (
+                len(m.model_weight_decay) == len(m.model_hidden) + 1,
+                f"model_weight_decay needs one value per model layer ({len(m.model_hidden) + 1}), got {len(m.model_weight_decay)}",
+            ),
             (min(m.model_weight_decay) >= 0, "model_weight_decay must be >= 0"),
             (m.model_lr > 0, f"model_lr must be > 0, got {m.model_lr}"),
             (m.model_batch_size > 0, f"model_batch_size must be > 0, got {m.model_batch_size}"),
@@ -371,17 +377,26 @@ def validate(cfg: TrainConfig) -> None:
             (m.model_min_improvement >= 0, f"model_min_improvement must be >= 0, got {m.model_min_improvement}"),
             (m.model_max_epochs >= 0, f"model_max_epochs must be >= 0, got {m.model_max_epochs}"),
             (m.model_train_freq > 0, f"model_train_freq must be > 0, got {m.model_train_freq}"),
-            (m.rollout_batch_size > 0 and m.rollout_batch_size % m.num_elites == 0,
-             f"rollout_batch_size must be a positive multiple of num_elites={m.num_elites}, got {m.rollout_batch_size}"),
-            (len(m.rollout_length) in (1, 4), "rollout_length takes N or start_epoch,end_epoch,start_length,end_length"),
-            (min(m.rollout_length[-2:] if len(m.rollout_length) == 4 else m.rollout_length) > 0,
-             f"rollout lengths must be > 0, got {m.rollout_length}"),
-            (len(m.rollout_length) != 4 or m.rollout_length[1] >= m.rollout_length[0] >= 0,
-             f"rollout_length schedule needs 0 <= start_epoch <= end_epoch, got {m.rollout_length}"),
+            (
+                m.rollout_batch_size > 0 and m.rollout_batch_size % m.num_elites == 0,
+                f"rollout_batch_size must be a positive multiple of num_elites={m.num_elites}, got {m.rollout_batch_size}",
+            ),
+            (
+                len(m.rollout_length) in (1, 4),
+                "rollout_length takes N or start_epoch,end_epoch,start_length,end_length",
+            ),
+            (
+                min(m.rollout_length[-2:] if len(m.rollout_length) == 4 else m.rollout_length) > 0,
+                f"rollout lengths must be > 0, got {m.rollout_length}",
+            ),
+            (
+                len(m.rollout_length) != 4 or m.rollout_length[1] >= m.rollout_length[0] >= 0,
+                f"rollout_length schedule needs 0 <= start_epoch <= end_epoch, got {m.rollout_length}",
+            ),
             (m.epoch_length > 0, f"epoch_length must be > 0, got {m.epoch_length}"),
             (m.model_retain_epochs > 0, f"model_retain_epochs must be > 0, got {m.model_retain_epochs}"),
             (0 <= m.real_ratio <= 1, f"real_ratio must be in [0, 1], got {m.real_ratio}"),
-        ]  # fmt: skip
+        ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

@@ -55,9 +55,7 @@ class GaussianEnsemble:
             cfg.ensemble_size, [self.in_dim, *cfg.model_hidden, 2 * self.out_dim], "swish", device, generator
         )
         # row 0: max log-variance, row 1: min log-variance (shared by the members)
-        self.bounds = torch.tensor(
-            [[INIT_MAX_LOGVAR] * self.out_dim, [INIT_MIN_LOGVAR] * self.out_dim], device=device
-        )
+        self.bounds = torch.tensor([[INIT_MAX_LOGVAR] * self.out_dim, [INIT_MIN_LOGVAR] * self.out_dim], device=device)
         self.bounds_grad = torch.zeros_like(self.bounds)
         decay = list(zip(self.net.weight_slices(), cfg.model_weight_decay))
         self.opt = Adam(self.net.params, self.net.grads, cfg.model_lr, weight_decay=decay)

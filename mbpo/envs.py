@@ -51,7 +51,9 @@ def make_env(env_id: str, truncate_obs: bool = False) -> gym.Env:
         raise EnvError(f"environment {env_id!r} needs an extra dependency: {exc}") from None
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()
-        raise EnvError(f"environment {env_id!r} has a {type(env.action_space).__name__} action space; SAC and MBPO need a continuous (Box) one")
+        raise EnvError(
+            f"environment {env_id!r} has a {type(env.action_space).__name__} action space; SAC and MBPO need a continuous (Box) one"
+        )
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
         env.close()
         raise EnvError(f"environment {env_id!r} needs a flat Box observation space, got {env.observation_space}")

@@ -41,7 +41,9 @@ class _Slot:
         e, device = net.ensemble, net.params.device
         self.batch = batch
         self.out = [torch.empty(e, batch, o, device=device) for o in net.sizes[1:]]
-        self.pre = [torch.empty(e, batch, o, device=device) for o in net.sizes[1:-1]] if net.activation == "swish" else []
+        self.pre = (
+            [torch.empty(e, batch, o, device=device) for o in net.sizes[1:-1]] if net.activation == "swish" else []
+        )
         self.grad_in: list[torch.Tensor] = []
         self.input: torch.Tensor | None = None
         self.versions: tuple[int, ...] = ()  # of what backward reads, as the last forward left it
@@ -231,7 +233,11 @@ class Adam:
         # the step count lives in a tensor, as the fused kernel reads it there (no host sync on CUDA)
         self._step = torch.zeros((), dtype=torch.float32, device=params.device)
         self._groups = [
-            (decay, [[t[p] for p in parts] for t in (params, grads, self.exp_avg, self.exp_avg_sq)], [self._step] * len(parts))
+            (
+                decay,
+                [[t[p] for p in parts] for t in (params, grads, self.exp_avg, self.exp_avg_sq)],
+                [self._step] * len(parts),
+            )
             for decay, parts in self._group_slices(params.numel(), weight_decay or [])
         ]
 
@@ -264,6 +270,17 @@ class Adam:
         beta1, beta2 = self.betas
         for decay, (params, grads, exp_avg, exp_avg_sq), steps in self._groups:
             torch._fused_adam_(
-                params, grads, exp_avg, exp_avg_sq, [], steps, lr=self.lr, beta1=beta1, beta2=beta2,
-                weight_decay=decay, eps=self.eps, amsgrad=False, maximize=False,
-            )  # fmt: skip
+                params,
+                grads,
+                exp_avg,
+                exp_avg_sq,
+                [],
+                steps,
+                lr=self.lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=decay,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )

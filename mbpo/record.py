@@ -100,7 +100,6 @@ def streams(cfg: "TrainConfig") -> dict[str, tuple[str, ...]]:
     return out
 
 
-
 class OutputExistsError(FileExistsError):
     """The output folder already holds a complete run."""
 
@@ -245,7 +244,9 @@ class RunWriter:
             for name in self.columns:
                 part = self.out / f"{name}.csv.part"
                 if not part.is_file() or part.stat().st_size < offsets[name]:
-                    raise RunFileError(f"{part}: shorter than its checkpoint says ({offsets[name]} bytes); cannot resume")
+                    raise RunFileError(
+                        f"{part}: shorter than its checkpoint says ({offsets[name]} bytes); cannot resume"
+                    )
                 handle = part.open("r+", newline="")
                 handle.truncate(offsets[name])
                 handle.seek(offsets[name])

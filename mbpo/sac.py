@@ -81,9 +81,7 @@ class SAC:
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
         # constant part of log p: Gaussian normaliser, action scale and the 2 log 2 of the
         # stable tanh correction
-        self._logp_const = float(
-            -act_dim * (0.5 * _LOG_2PI + 2.0 * math.log(2.0)) - torch.log(self.action_scale).sum()
-        )
+        self._logp_const = float(-act_dim * (0.5 * _LOG_2PI + 2.0 * math.log(2.0)) - torch.log(self.action_scale).sum())
         self.updates = 0
 
     def state_dict(self) -> dict:

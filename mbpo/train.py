@@ -142,7 +142,9 @@ class Trainer:
     """One run's training state and loop. `state_dict`/`load_state_dict` capture all of it at an
     env-step boundary (see `mbpo.checkpoint`), so a resumed run continues bit for bit."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, gens: Generators, writer: RunWriter, progress: Progress) -> None:
+    def __init__(
+        self, cfg: TrainConfig, device: torch.device, gens: Generators, writer: RunWriter, progress: Progress
+    ) -> None:
         self.cfg, self.device, self.gens, self.writer, self.progress = cfg, device, gens, writer, progress
         run, sac_cfg = cfg.run, cfg.sac
         self.env, self.eval_env = make_env(run.env, run.truncate_obs), make_env(run.env, run.truncate_obs)
@@ -173,7 +175,10 @@ class Trainer:
     def evaluate(self) -> None:
         with self.timer("eval"):
             results = evaluate(
-                lambda o: self.agent.act(o, deterministic=True), self.eval_env, self.cfg.run.eval_episodes, self.gens.eval_seed
+                lambda o: self.agent.act(o, deterministic=True),
+                self.eval_env,
+                self.cfg.run.eval_episodes,
+                self.gens.eval_seed,
             )
             for ret, _ in results:
                 if not math.isfinite(ret):
@@ -276,7 +281,9 @@ class Trainer:
             "wall_seconds": wall,
             "env_steps_per_second": run.total_steps / train_seconds,
             "seconds_per_env_step": train_seconds / run.total_steps,
-            "seconds": seconds if self.model_phase is not None else {k: seconds[k] for k in ("env", "act", "update", "eval")},
+            "seconds": seconds
+            if self.model_phase is not None
+            else {k: seconds[k] for k in ("env", "act", "update", "eval")},
             "updates": self.agent.updates,
             "final_eval_return": self.last_eval,
             "target_entropy": self.agent.target_entropy,
@@ -301,7 +308,9 @@ class Trainer:
             "obs": torch.from_numpy(np.asarray(self.obs, dtype=np.float64)),
             "episode_return": self.episode_return,
             "episode_reset": self.episode_reset,
-            "episode_actions": torch.from_numpy(np.asarray(self.episode_actions, dtype=np.float32).reshape(-1, len(self.low))),
+            "episode_actions": torch.from_numpy(
+                np.asarray(self.episode_actions, dtype=np.float32).reshape(-1, len(self.low))
+            ),
             "seconds": dict(self.timer.seconds),
             "wall": self.wall(),
         }
@@ -339,9 +348,13 @@ class Trainer:
         for action in actions:
             obs, _, terminated, truncated, _ = self.env.step(action)
             if terminated or truncated:
-                raise CheckpointError("replaying the checkpoint's episode ended it early: the env is not the one the run used")
+                raise CheckpointError(
+                    "replaying the checkpoint's episode ended it early: the env is not the one the run used"
+                )
         if not np.array_equal(np.asarray(obs, dtype=np.float64), state["obs"].cpu().numpy()):
-            raise CheckpointError("replaying the checkpoint's episode did not reproduce its observation (another env version?)")
+            raise CheckpointError(
+                "replaying the checkpoint's episode did not reproduce its observation (another env version?)"
+            )
         self.obs, self.episode_return = obs, state["episode_return"]
         self.episode_reset, self.episode_actions = state["episode_reset"], list(actions)
 

@@ -86,11 +86,20 @@ class LocalSlurm:
             (r / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(r / "munge", 0o700)
         key, socket_path = r / "munge" / "munge.key", r / "munge" / "munge.socket"
-        subprocess.run([_sbin("mungekey"), "--create", "--force", "--keyfile", str(key)], check=True, capture_output=True)
+        subprocess.run(
+            [_sbin("mungekey"), "--create", "--force", "--keyfile", str(key)], check=True, capture_output=True
+        )
         os.chmod(key, 0o600)
-        munged = [_sbin("munged"), "--foreground", "--force", f"--socket={socket_path}", f"--key-file={key}",
-                  f"--pid-file={r / 'munge' / 'munged.pid'}", f"--seed-file={r / 'munge' / 'seed'}",
-                  f"--log-file={r / 'log' / 'munged.log'}"]  # fmt: skip
+        munged = [
+            _sbin("munged"),
+            "--foreground",
+            "--force",
+            f"--socket={socket_path}",
+            f"--key-file={key}",
+            f"--pid-file={r / 'munge' / 'munged.pid'}",
+            f"--seed-file={r / 'munge' / 'seed'}",
+            f"--log-file={r / 'log' / 'munged.log'}",
+        ]
         self._spawn(munged, "munged")
         self._wait(lambda: socket_path.exists(), timeout, "munged's socket")
         port = _free_port_pair()
@@ -137,8 +146,11 @@ class LocalSlurm:
         SYSTEM_CONF.symlink_to(self.conf)
         self.linked = True
         self._spawn([_sbin("slurmctld"), "-D", "-i", "-f", str(self.conf)], "slurmctld")
-        self._wait(lambda: self.run("scontrol", "ping").returncode == 0 and "UP" in self.run("scontrol", "ping").stdout,
-                   timeout, "slurmctld")  # fmt: skip
+        self._wait(
+            lambda: self.run("scontrol", "ping").returncode == 0 and "UP" in self.run("scontrol", "ping").stdout,
+            timeout,
+            "slurmctld",
+        )
         self._spawn([_sbin("slurmd"), "-D", "-N", "localhost", "-f", str(self.conf)], "slurmd")
         self._wait(lambda: self.run("sinfo", "-h", "-o", "%T").stdout.strip() == "idle", timeout, "an idle node")
 
@@ -151,14 +163,18 @@ class LocalSlurm:
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} waiting for {what}: {self.logs()}")
+                    raise RuntimeError(
+                        f"{proc.args[0]} exited with {proc.returncode} waiting for {what}: {self.logs()}"
+                    )
             if ready():
                 return
             time.sleep(0.3)
         raise RuntimeError(f"no {what} within {timeout} s: {self.logs()}")
 
     def logs(self) -> str:
-        return "\n".join(f"== {p.name}\n{p.read_text()[-1500:]}" for p in sorted((self.root / "log").glob("*")) if p.is_file())
+        return "\n".join(
+            f"== {p.name}\n{p.read_text()[-1500:]}" for p in sorted((self.root / "log").glob("*")) if p.is_file()
+        )
 
     def run(self, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
         return subprocess.run(list(cmd), capture_output=True, text=True, env=self.env, timeout=timeout)
@@ -180,7 +196,8 @@ class LocalSlurm:
                 self.run("scancel", "--full", "--user", "root")
                 deadline = time.monotonic() + 40
                 while time.monotonic() < deadline and any(
-                    j.get("JobState") in ("RUNNING", "COMPLETING", "PENDING", "CONFIGURING") for j in self.jobs().values()
+                    j.get("JobState") in ("RUNNING", "COMPLETING", "PENDING", "CONFIGURING")
+                    for j in self.jobs().values()
                 ):
                     time.sleep(0.5)
             except Exception:  # the daemons go down regardless

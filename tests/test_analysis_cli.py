@@ -8,8 +8,19 @@ import pytest
 from analysis import aggregate, summary
 from mbpo import cli
 
-TINY = ["--preset", "seed", "--total-steps", "400", "--random-steps", "100", "--eval-every", "200",
-        "--eval-episodes", "2", "--quiet"]  # fmt: skip
+TINY = [
+    "--preset",
+    "seed",
+    "--total-steps",
+    "400",
+    "--random-steps",
+    "100",
+    "--eval-every",
+    "200",
+    "--eval-episodes",
+    "2",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +52,24 @@ def test_summary_and_aggregate_reject_incomplete_runs(runs, tmp_path, capsys):
 
 def test_aggregate_writes_tables_from_run_folders(runs, tmp_path):
     root = runs[0].parents[4]  # .../results/runs
-    args = ["--runs", *map(str, runs), "--runs-root", str(root), "--benchmarks-root", str(tmp_path / "none"),
-            "--out", str(tmp_path / "tables"), "--budget", "400", "--threshold", "-2000", "--grid", "200",
-            "--bootstrap-samples", "100"]  # fmt: skip
+    args = [
+        "--runs",
+        *map(str, runs),
+        "--runs-root",
+        str(root),
+        "--benchmarks-root",
+        str(tmp_path / "none"),
+        "--out",
+        str(tmp_path / "tables"),
+        "--budget",
+        "400",
+        "--threshold",
+        "-2000",
+        "--grid",
+        "200",
+        "--bootstrap-samples",
+        "100",
+    ]
     assert aggregate.main(args) == 0
     table = pd.read_csv(tmp_path / "tables" / "summary.csv")
     assert len(table) == 1 and table.seeds[0] == 3 and table.variant[0] == "utd1"

@@ -14,18 +14,48 @@ import pytest
 from analysis import aggregate, figures, summary
 
 
-def make_run(root: Path, algo: str, variant: str, seed: int, steps: list[int], scores: list[float],
-             episodes: int = 2, seconds_per_env_step: float | None = 0.001) -> Path:  # fmt: skip
+def make_run(
+    root: Path,
+    algo: str,
+    variant: str,
+    seed: int,
+    steps: list[int],
+    scores: list[float],
+    episodes: int = 2,
+    seconds_per_env_step: float | None = 0.001,
+) -> Path:
     """A complete run whose evaluation k has mean return scores[k] (episodes at +-1)."""
     run = root / "runs" / "Pendulum-v1" / algo / variant / "cpu" / f"seed{seed}"
     run.mkdir(parents=True)
-    rows = [(s, k, v + (1.0 if k % 2 else -1.0) * (episodes > 1), 200, 0.5 * i) for i, (s, v) in enumerate(zip(steps, scores))
-            for k in range(episodes)]  # fmt: skip
-    pd.DataFrame(rows, columns=["env_step", "episode", "return", "length", "wall_seconds"]).to_csv(run / "eval.csv", index=False)
+    rows = [
+        (s, k, v + (1.0 if k % 2 else -1.0) * (episodes > 1), 200, 0.5 * i)
+        for i, (s, v) in enumerate(zip(steps, scores))
+        for k in range(episodes)
+    ]
+    pd.DataFrame(rows, columns=["env_step", "episode", "return", "length", "wall_seconds"]).to_csv(
+        run / "eval.csv", index=False
+    )
     every = steps[1] - steps[0]
-    config = {"run": {"algo": algo.split("_")[0], "env": "Pendulum-v1", "seed": seed, "total_steps": steps[-1],
-                      "eval_every": every, "eval_episodes": episodes, "device": "cpu", "threads": 1}}  # fmt: skip
-    meta = {"algo": algo.split("_")[0], "env": "Pendulum-v1", "seed": seed, "device": "cpu", "config": config, "status": "complete"}
+    config = {
+        "run": {
+            "algo": algo.split("_")[0],
+            "env": "Pendulum-v1",
+            "seed": seed,
+            "total_steps": steps[-1],
+            "eval_every": every,
+            "eval_episodes": episodes,
+            "device": "cpu",
+            "threads": 1,
+        }
+    }
+    meta = {
+        "algo": algo.split("_")[0],
+        "env": "Pendulum-v1",
+        "seed": seed,
+        "device": "cpu",
+        "config": config,
+        "status": "complete",
+    }
     if seconds_per_env_step is not None:
         meta["seconds_per_env_step"] = seconds_per_env_step
     (run / "metadata.json").write_text(json.dumps(meta))
@@ -33,9 +63,25 @@ def make_run(root: Path, algo: str, variant: str, seed: int, steps: list[int], s
 
 
 def aggregate_args(runs: list[Path], root: Path, out: Path, budget: int, grid: int = 200, *extra: str) -> list[str]:
-    return ["--runs", *map(str, runs), "--runs-root", str(root / "runs"), "--benchmarks-root", str(root / "benchmarks"),
-            "--out", str(out), "--budget", str(budget), "--threshold", "-500", "--grid", str(grid),
-            "--bootstrap-samples", "50", *extra]  # fmt: skip
+    return [
+        "--runs",
+        *map(str, runs),
+        "--runs-root",
+        str(root / "runs"),
+        "--benchmarks-root",
+        str(root / "benchmarks"),
+        "--out",
+        str(out),
+        "--budget",
+        str(budget),
+        "--threshold",
+        "-500",
+        "--grid",
+        str(grid),
+        "--bootstrap-samples",
+        "50",
+        *extra,
+    ]
 
 
 def test_summary_command_groups_runs_by_their_full_identity(tmp_path, capsys):
@@ -68,9 +114,16 @@ def test_every_comparison_names_its_baseline(tmp_path):
     baseline, each computed against that baseline alone."""
     steps = [0, 500, 1000, 1500, 2000]
     runs = [make_run(tmp_path, "mbpo", "h1", s, steps, [-1000.0, -400.0, -300.0, -250.0, -200.0 - s]) for s in range(3)]
-    runs += [make_run(tmp_path, "sac", "utd1", s, steps, [-1000.0, -900.0, -800.0, -700.0, -600.0 - s]) for s in range(3)]
-    runs += [make_run(tmp_path, "sac", "utd20", s, steps, [-1000.0, -300.0, -200.0, -150.0, -100.0 - s]) for s in range(3)]
-    runs += [make_run(tmp_path, "sac_mbpo_utd", "utd10", s, steps, [-1000.0, -700.0, -500.0, -250.0, -200.0 - s]) for s in range(3)]
+    runs += [
+        make_run(tmp_path, "sac", "utd1", s, steps, [-1000.0, -900.0, -800.0, -700.0, -600.0 - s]) for s in range(3)
+    ]
+    runs += [
+        make_run(tmp_path, "sac", "utd20", s, steps, [-1000.0, -300.0, -200.0, -150.0, -100.0 - s]) for s in range(3)
+    ]
+    runs += [
+        make_run(tmp_path, "sac_mbpo_utd", "utd10", s, steps, [-1000.0, -700.0, -500.0, -250.0, -200.0 - s])
+        for s in range(3)
+    ]
     assert aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 1000, 500)) == 0
     table = pd.read_csv(tmp_path / "tables" / "summary.csv")
     mbpo = table[table.algo == "mbpo"].iloc[0]
@@ -86,8 +139,10 @@ def test_every_comparison_names_its_baseline(tmp_path):
 
 def test_each_column_has_one_meaning_and_both_timings_are_there(tmp_path):
     steps = [0, 200, 400]
-    runs = [make_run(tmp_path, "sac", "utd1", s, steps, [-900.0, -500.0, -300.0], seconds_per_env_step=0.002 * (s + 1))
-            for s in range(2)]  # fmt: skip
+    runs = [
+        make_run(tmp_path, "sac", "utd1", s, steps, [-900.0, -500.0, -300.0], seconds_per_env_step=0.002 * (s + 1))
+        for s in range(2)
+    ]
     bench = tmp_path / "benchmarks" / "Pendulum-v1" / "sac" / "utd1" / "cpu"
     bench.mkdir(parents=True)
     for s, seconds in ((0, 4.0), (1, 6.0)):
@@ -118,7 +173,13 @@ def test_tables_are_replaced_atomically(tmp_path, monkeypatch):
     assert all((out / name).read_text() == "old\n" for name in ("summary.csv", "curves.csv", "evaluations.csv"))
     monkeypatch.undo()
     assert aggregate.main(aggregate_args(runs, tmp_path, out, 400)) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "evaluations.csv", "summary.csv", "summary.md", "summary.tex"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "curves.csv",
+        "evaluations.csv",
+        "summary.csv",
+        "summary.md",
+        "summary.tex",
+    ]
 
 
 # ---- one line, exit 2, the file named ---------------------------------------------------------
@@ -131,16 +192,21 @@ def garble(run: Path, name: str, text: str | bytes) -> Path:
 
 
 CORRUPTIONS = {
-    "eval.csv truncated at a line": lambda run: garble(run, "eval.csv", "".join((run / "eval.csv").read_text().splitlines(True)[:-1])),
+    "eval.csv truncated at a line": lambda run: garble(
+        run, "eval.csv", "".join((run / "eval.csv").read_text().splitlines(True)[:-1])
+    ),
     "eval.csv empty": lambda run: garble(run, "eval.csv", ""),
     "eval.csv header only": lambda run: garble(run, "eval.csv", "env_step,episode,return,length,wall_seconds\n"),
     "eval.csv binary": lambda run: garble(run, "eval.csv", b"\x00\xff\xfe" * 50),
-    "eval.csv -inf return": lambda run: garble(run, "eval.csv", (run / "eval.csv").read_text().replace(",-", ",-inf", 1)),
+    "eval.csv -inf return": lambda run: garble(
+        run, "eval.csv", (run / "eval.csv").read_text().replace(",-", ",-inf", 1)
+    ),
     "eval.csv missing": lambda run: (run / "eval.csv").unlink() or run / "eval.csv",
     "metadata.json invalid": lambda run: garble(run, "metadata.json", "{"),
     "metadata.json a list": lambda run: garble(run, "metadata.json", "[]"),
     "metadata.json seed a string": lambda run: garble(
-        run, "metadata.json", json.dumps({**json.loads((run / "metadata.json").read_text()), "seed": "0"})),
+        run, "metadata.json", json.dumps({**json.loads((run / "metadata.json").read_text()), "seed": "0"})
+    ),
     "folder missing": lambda run: run.with_name("seed9"),
 }
 

@@ -21,12 +21,46 @@ pytest.importorskip("mujoco", reason="MuJoCo envs need gymnasium[mujoco]")
 # a model buffer, rollouts with a growing length, policy updates on mixed batches, episodes
 # that end by termination (so resets happen between checkpoints)
 HOPPER = [
-    "--algo", "mbpo", "--preset", "paper", "--env", "Hopper-v5", "--seed", "3", "--total-steps", "1400",
-    "--random-steps", "300", "--model-train-freq", "100", "--rollout-batch-size", "500", "--updates-per-step", "2",
-    "--eval-every", "350", "--eval-episodes", "2", "--rollout-length", "1,4,1,4", "--epoch-length", "200",
-    "--model-hidden", "48,48", "--model-weight-decay", "0,0,0", "--model-max-epochs", "4",
-    "--actor-hidden", "48,48", "--critic-hidden", "48,48", "--log-every", "100", "--quiet",
-]  # fmt: skip
+    "--algo",
+    "mbpo",
+    "--preset",
+    "paper",
+    "--env",
+    "Hopper-v5",
+    "--seed",
+    "3",
+    "--total-steps",
+    "1400",
+    "--random-steps",
+    "300",
+    "--model-train-freq",
+    "100",
+    "--rollout-batch-size",
+    "500",
+    "--updates-per-step",
+    "2",
+    "--eval-every",
+    "350",
+    "--eval-episodes",
+    "2",
+    "--rollout-length",
+    "1,4,1,4",
+    "--epoch-length",
+    "200",
+    "--model-hidden",
+    "48,48",
+    "--model-weight-decay",
+    "0,0,0",
+    "--model-max-epochs",
+    "4",
+    "--actor-hidden",
+    "48,48",
+    "--critic-hidden",
+    "48,48",
+    "--log-every",
+    "100",
+    "--quiet",
+]
 
 
 def start(out: Path, *extra: str) -> subprocess.Popen:
@@ -136,7 +170,15 @@ def test_checkpoint_holds_every_part_of_the_state(tmp_path):
     proc.wait()
     payload = torch.load(out / "checkpoint.pt", weights_only=True)
     trainer = payload["trainer"]
-    assert set(trainer["agent"]) >= {"actor", "critic", "critic_target", "log_alpha", "actor_opt", "critic_opt", "alpha_opt"}
+    assert set(trainer["agent"]) >= {
+        "actor",
+        "critic",
+        "critic_target",
+        "log_alpha",
+        "actor_opt",
+        "critic_opt",
+        "alpha_opt",
+    }
     assert set(trainer["model"]) >= {"params", "bounds", "opt", "bounds_opt", "input_mean", "input_std", "elites"}
     assert {"real", "model_buffer", "torch_rng", "numpy_rng", "global_rng", "seconds", "wall"} <= set(trainer)
     assert set(payload["offsets"]) == {"eval", "train", "model", "rollouts"}

@@ -19,15 +19,25 @@ from mbpo.record import EVAL_COLUMNS
 from mbpo.sac import SAC
 
 TINY = [
-    "--env", "Pendulum-v1", "--preset", "seed", "--total-steps", "600", "--random-steps", "200",
-    "--eval-every", "200", "--eval-episodes", "2", "--log-every", "200",
-]  # fmt: skip
+    "--env",
+    "Pendulum-v1",
+    "--preset",
+    "seed",
+    "--total-steps",
+    "600",
+    "--random-steps",
+    "200",
+    "--eval-every",
+    "200",
+    "--eval-episodes",
+    "2",
+    "--log-every",
+    "200",
+]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mbpo", "train", *args], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "mbpo", "train", *args], capture_output=True, text=True, timeout=300)
 
 
 def without_column(text: str, column: str) -> str:
@@ -112,9 +122,24 @@ def test_run_record_files_and_metadata(tiny_runs):
     assert all(int(r["length"]) == 200 for r in rows)
     meta = json.loads((out / "metadata.json").read_text())
     for key in (
-        "status", "config", "seed", "algo", "env", "device", "device_name", "threads", "versions", "git_revision",
-        "git_dirty", "host", "start_time", "end_time", "wall_seconds", "env_steps_per_second", "command",
-    ):  # fmt: skip
+        "status",
+        "config",
+        "seed",
+        "algo",
+        "env",
+        "device",
+        "device_name",
+        "threads",
+        "versions",
+        "git_revision",
+        "git_dirty",
+        "host",
+        "start_time",
+        "end_time",
+        "wall_seconds",
+        "env_steps_per_second",
+        "command",
+    ):
         assert key in meta, key
     assert meta["status"] == "complete" and meta["threads"] == 1 and meta["seed"] == 0
     assert set(meta["versions"]) == {"python", "torch", "gymnasium", "numpy"}
@@ -218,7 +243,9 @@ def small_mount(tmp_path):
 
 def test_a_full_disk_is_one_line_naming_the_file(small_mount):
     (small_mount / "filler").write_bytes(b"\0" * (500 * 1024))  # leave a few KiB
-    result = run_cli("--out", str(small_mount / "run"), *TINY, "--total-steps", "2000", "--eval-every", "100", "--quiet")
+    result = run_cli(
+        "--out", str(small_mount / "run"), *TINY, "--total-steps", "2000", "--eval-every", "100", "--quiet"
+    )
     assert result.returncode in (1, 2), result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -239,8 +266,22 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
     import time
 
     for delay in (0.3, 6.0):
-        proc = subprocess.Popen([sys.executable, "-m", "mbpo", "train", "--out", str(tmp_path / f"r{delay}"), *TINY,
-                                 "--total-steps", "100000", "--quiet"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mbpo",
+                "train",
+                "--out",
+                str(tmp_path / f"r{delay}"),
+                *TINY,
+                "--total-steps",
+                "100000",
+                "--quiet",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)

@@ -34,7 +34,10 @@ def test_resolved_config_has_the_mbpo_section_only_for_mbpo():
         ({"algo": "ppo"}, "algo must be one of sac, mbpo"),
         ({"no_such_field": 1}, "unknown config field(s): no_such_field"),
         ({"algo": "mbpo", "num_elites": 9}, "num_elites must be in [1, ensemble_size=5]"),
-        ({"algo": "mbpo", "rollout_batch_size": 1001}, "rollout_batch_size must be a positive multiple of num_elites=4"),
+        (
+            {"algo": "mbpo", "rollout_batch_size": 1001},
+            "rollout_batch_size must be a positive multiple of num_elites=4",
+        ),
         ({"algo": "mbpo", "rollout_length": (1, 2)}, "rollout_length takes N or"),
         ({"algo": "mbpo", "rollout_length": (10, 5, 1, 3)}, "0 <= start_epoch <= end_epoch"),
         ({"algo": "mbpo", "model_hidden": (64,)}, "model_weight_decay needs one value per model layer (2), got 4"),

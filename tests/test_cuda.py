@@ -45,10 +45,31 @@ def test_update_on_cuda_matches_cpu():
 def test_cuda_run_writes_a_complete_record(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "mbpo", "train", "--device", "cuda", "--preset", "seed", "--total-steps", "400",
-         "--random-steps", "200", "--eval-every", "200", "--eval-episodes", "1", "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mbpo",
+            "train",
+            "--device",
+            "cuda",
+            "--preset",
+            "seed",
+            "--total-steps",
+            "400",
+            "--random-steps",
+            "200",
+            "--eval-every",
+            "200",
+            "--eval-episodes",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["device"].startswith("cuda") and meta["device_name"]
@@ -56,11 +77,36 @@ def test_cuda_run_writes_a_complete_record(tmp_path):
 
 # a short MBPO run on a MuJoCo env: model fits, rollouts, mixed batches, terminations
 IP_TINY = [
-    "--device", "cuda", "--algo", "mbpo", "--preset", "paper", "--env", "InvertedPendulum-v5", "--seed", "1",
-    "--total-steps", "1200", "--random-steps", "300", "--model-train-freq", "150", "--rollout-batch-size", "2000",
-    "--updates-per-step", "3", "--eval-every", "300", "--eval-episodes", "2", "--model-max-epochs", "5",
-    "--log-every", "100", "--quiet",
-]  # fmt: skip
+    "--device",
+    "cuda",
+    "--algo",
+    "mbpo",
+    "--preset",
+    "paper",
+    "--env",
+    "InvertedPendulum-v5",
+    "--seed",
+    "1",
+    "--total-steps",
+    "1200",
+    "--random-steps",
+    "300",
+    "--model-train-freq",
+    "150",
+    "--rollout-batch-size",
+    "2000",
+    "--updates-per-step",
+    "3",
+    "--eval-every",
+    "300",
+    "--eval-episodes",
+    "2",
+    "--model-max-epochs",
+    "5",
+    "--log-every",
+    "100",
+    "--quiet",
+]
 
 
 def test_cuda_runs_repeat_and_resume_exactly(tmp_path):

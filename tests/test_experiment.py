@@ -58,7 +58,13 @@ def test_rollout_variants_round_trip_and_reject_nonsense():
 
 def test_a_run_path_parses_back_to_its_identity():
     run = Run("Hopper-v5", "mbpo_ablation", "h20-100-1-15", "cuda", 12, output="/tmp/out")
-    assert parse(run.path) == {"env": "Hopper-v5", "algo": "mbpo_ablation", "variant": "h20-100-1-15", "device": "cuda", "seed": 12}
+    assert parse(run.path) == {
+        "env": "Hopper-v5",
+        "algo": "mbpo_ablation",
+        "variant": "h20-100-1-15",
+        "device": "cuda",
+        "seed": 12,
+    }
     assert parse(run.path + "/") == parse(run.path)
     assert parse("/tmp/out/runs/Hopper-v5/mbpo/h1/cpu/seedX") is None and parse("seed0") is None
 
@@ -95,9 +101,15 @@ def test_device_throughput_figure():
 
 
 def test_command_line_strings_become_numbers_where_they_are_numbers():
-    parsed = {"seeds": ["0", "12"], "analysis": {"threshold": "-250", "confidence": "0.9"},
-              "envs": ["Pendulum-v1"], "algorithms": {"mbpo": {"rollout_lengths": ["3", "20,100,1,15"]}}}  # fmt: skip
+    parsed = {
+        "seeds": ["0", "12"],
+        "analysis": {"threshold": "-250", "confidence": "0.9"},
+        "envs": ["Pendulum-v1"],
+        "algorithms": {"mbpo": {"rollout_lengths": ["3", "20,100,1,15"]}},
+    }
     assert numbers_from_command_line(parsed) == {
-        "seeds": [0, 12], "analysis": {"threshold": -250, "confidence": 0.9},
-        "envs": ["Pendulum-v1"], "algorithms": {"mbpo": {"rollout_lengths": [3, "20,100,1,15"]}},
-    }  # fmt: skip
+        "seeds": [0, 12],
+        "analysis": {"threshold": -250, "confidence": 0.9},
+        "envs": ["Pendulum-v1"],
+        "algorithms": {"mbpo": {"rollout_lengths": [3, "20,100,1,15"]}},
+    }

@@ -108,9 +108,13 @@ def test_adam_weight_decay_groups_match_torch_optim_param_groups():
     parts = [p[:10].clone(), p[10:20].clone(), p[20:].clone()]
     refs = [t.requires_grad_(True) for t in parts]
     theirs = torch.optim.Adam(
-        [{"params": [refs[0]], "weight_decay": 0.1}, {"params": [refs[1]], "weight_decay": 0.0},
-         {"params": [refs[2]], "weight_decay": 0.3}], lr=1e-2,
-    )  # fmt: skip
+        [
+            {"params": [refs[0]], "weight_decay": 0.1},
+            {"params": [refs[1]], "weight_decay": 0.0},
+            {"params": [refs[2]], "weight_decay": 0.3},
+        ],
+        lr=1e-2,
+    )
     grads = torch.zeros(30)
     ours = Adam(p, grads, lr=1e-2, weight_decay=[(slice(20, 30), 0.3), (slice(0, 10), 0.1)])
     for _ in range(10):

@@ -85,8 +85,21 @@ def test_bad_runs_are_refused_at_planning_time_naming_the_algorithm():
 
 @pytest.mark.slow
 def test_smoke_pipeline_draws_every_figure_table_and_report(tmp_path):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(SMOKE), "--replace-workflow-config", "--cores", "2", "paper_figures"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(SMOKE),
+        "--replace-workflow-config",
+        "--cores",
+        "2",
+        "paper_figures",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = tmp_path / "results" / "paper_smoke"
@@ -111,9 +124,22 @@ def test_smoke_pipeline_draws_every_figure_table_and_report(tmp_path):
 def test_paper_command_bad_input_is_one_line(tmp_path):
     for folders in ([str(tmp_path / "missing")], [str(tmp_path)]):
         result = subprocess.run(
-            [sys.executable, "-m", "analysis.paper", "--runs", *folders, "--tables", str(tmp_path / "t"),
-             "--figures", str(tmp_path / "f")], capture_output=True, text=True, timeout=120, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "analysis.paper",
+                "--runs",
+                *folders,
+                "--tables",
+                str(tmp_path / "t"),
+                "--figures",
+                str(tmp_path / "f"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "t").exists()

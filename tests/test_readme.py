@@ -29,7 +29,9 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 def test_constraints_pin_torch_without_a_local_tag():
     pins = dict(
-        line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines() if re.match(r"^[\w.-]+==", line)
+        line.split("==", 1)
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if re.match(r"^[\w.-]+==", line)
     )
     assert pins["torch"] == "2.13.0"
 

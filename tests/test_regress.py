@@ -102,8 +102,16 @@ def test_too_small_a_level_can_never_reject():
 # ---- the command on synthetic runs ----------------------------------------------------------
 
 CONFIG = {
-    "run": {"algo": "sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 1000, "device": "cpu", "threads": 1,
-            "eval_every": 250, "eval_episodes": 2},
+    "run": {
+        "algo": "sac",
+        "env": "Pendulum-v1",
+        "seed": 0,
+        "total_steps": 1000,
+        "device": "cpu",
+        "threads": 1,
+        "eval_every": 250,
+        "eval_episodes": 2,
+    },
     "sac": {"gamma": 0.98},
 }
 
@@ -113,7 +121,9 @@ def make_run(root: Path, algo: str, variant: str, seed: int, curve: np.ndarray, 
     run.mkdir(parents=True)
     steps = np.arange(len(curve)) * 250
     rows = [(s, k, r + k, 200, 0.1 * i + 0.01 * seed) for i, (s, r) in enumerate(zip(steps, curve)) for k in range(2)]
-    pd.DataFrame(rows, columns=["env_step", "episode", "return", "length", "wall_seconds"]).to_csv(run / "eval.csv", index=False)
+    pd.DataFrame(rows, columns=["env_step", "episode", "return", "length", "wall_seconds"]).to_csv(
+        run / "eval.csv", index=False
+    )
     config = json.loads(json.dumps(CONFIG))
     config["run"].update(algo=algo, seed=seed)
     config["sac"]["gamma"] = gamma
@@ -232,7 +242,9 @@ def test_reference_build_records_provenance_and_refuses_runs_of_other_code(tmp_p
     saved = json.loads((target / "reference.json").read_text())
     assert saved == json.loads(json.dumps(info)) and saved["git_revision"] == "a" * 40 and saved["runs"] == 16
     assert saved["machine"]["cpu_capability"] and set(saved["groups"]) == {
-        "Pendulum-v1/mbpo/h1/cpu", "Pendulum-v1/sac/utd1/cpu"}  # fmt: skip
+        "Pendulum-v1/mbpo/h1/cpu",
+        "Pendulum-v1/sac/utd1/cpu",
+    }
     assert set(saved["numerics_fingerprint"]) == set(saved["groups"])
     assert {"return_last_quarter_mean", "auc_whole_run_mean"} <= set(saved["groups"]["Pendulum-v1/sac/utd1/cpu"])
     code, _, _ = run_regress(capsys, "--reference", target, "--candidate", output, "--exact")
@@ -301,7 +313,10 @@ def test_non_finite_returns_are_rejected_with_one_line(reference, tmp_path, caps
 @pytest.mark.parametrize(
     "corrupt,named",
     [
-        (lambda text: "\n".join(text.splitlines()[:-2]) + "\n", "does not hold the run's evaluations"),  # truncated at a line
+        (
+            lambda text: "\n".join(text.splitlines()[:-2]) + "\n",
+            "does not hold the run's evaluations",
+        ),  # truncated at a line
         (lambda text: text[: len(text) // 2], "is not a finite number"),  # cut mid-line: a short row
         (lambda text: "", "is empty"),
         (lambda text: text.splitlines()[0] + "\n", "has a header but no rows"),
@@ -353,7 +368,9 @@ def test_runs_with_a_file_record_are_verified_against_it(reference, tmp_path, ca
     err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
     assert str(eval_csv) in err and "recorded in metadata.json" in err
     (candidate / "runs/Pendulum-v1/mbpo/h1/cpu/seed1/metadata.json").write_text(
-        json.dumps({**json.loads((reference / "runs/Pendulum-v1/mbpo/h1/cpu/seed1/metadata.json").read_text()), "files": [1]})
+        json.dumps(
+            {**json.loads((reference / "runs/Pendulum-v1/mbpo/h1/cpu/seed1/metadata.json").read_text()), "files": [1]}
+        )
     )
     err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
     assert "'files' is not a record" in err
@@ -370,7 +387,9 @@ def test_the_check_never_writes_into_its_inputs(reference, tmp_path, capsys):
     assert code == 0 and "stdout only" in err
     assert sorted(p.name for p in reference.rglob("*")) == before
     # and no --out can point into the reference or a run folder
-    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", reference, "--out", reference / "regression.md")
+    err = one_line_exit_2(
+        capsys, "--reference", reference, "--candidate", reference, "--out", reference / "regression.md"
+    )
     assert "inside the reference" in err
     candidate = tmp_path / "candidate"
     shutil.copytree(reference / "runs", candidate / "runs")
@@ -379,7 +398,9 @@ def test_the_check_never_writes_into_its_inputs(reference, tmp_path, capsys):
     assert f"inside the run folder {run}" in err
     assert sorted(p.name for p in reference.rglob("*")) == before
     # told where: written there
-    code, _, err = run_regress(capsys, "--reference", reference, "--candidate", reference, "--out", tmp_path / "t" / "r.md")
+    code, _, err = run_regress(
+        capsys, "--reference", reference, "--candidate", reference, "--out", tmp_path / "t" / "r.md"
+    )
     assert code == 0 and set(pd.read_csv(tmp_path / "t" / "r.csv").verdict) == {"pass"}
 
 
@@ -400,7 +421,10 @@ def test_numerics_fingerprint_decides_whether_byte_identical_runs_are_possible(r
     assert mine == numerics.fingerprints(configs)  # the computation is deterministic
     assert len(set(mine.values())) == 2 and all(len(v) == 64 for v in mine.values())
     (reference / "reference.json").write_text(json.dumps({"numerics_fingerprint": mine}))
-    assert numerics.byte_identical_possible(reference) == (True, "this machine's numerics fingerprint equals the reference's")
+    assert numerics.byte_identical_possible(reference) == (
+        True,
+        "this machine's numerics fingerprint equals the reference's",
+    )
     other = {**mine, "Pendulum-v1/sac/utd1/cpu": "0" * 64}
     (reference / "reference.json").write_text(json.dumps({"numerics_fingerprint": other}))
     possible, why = numerics.byte_identical_possible(reference)
@@ -415,9 +439,19 @@ def test_a_field_added_since_the_reference_takes_its_default(tmp_path):
     from analysis.regress import comparable_config
 
     old, new, other = tmp_path / "old", tmp_path / "new", tmp_path / "other"
-    for folder, run in ((old, {"env": "Pendulum-v1"}), (new, {"env": "Pendulum-v1", "truncate_obs": False}),
-                        (other, {"env": "Pendulum-v1", "truncate_obs": True})):  # fmt: skip
+    for folder, run in (
+        (old, {"env": "Pendulum-v1"}),
+        (new, {"env": "Pendulum-v1", "truncate_obs": False}),
+        (other, {"env": "Pendulum-v1", "truncate_obs": True}),
+    ):
         folder.mkdir()
-        meta = {"status": "complete", "env": "Pendulum-v1", "algo": "sac", "device": "cpu", "seed": 0, "config": {"run": run}}
+        meta = {
+            "status": "complete",
+            "env": "Pendulum-v1",
+            "algo": "sac",
+            "device": "cpu",
+            "seed": 0,
+            "config": {"run": run},
+        }
         (folder / "metadata.json").write_text(_json.dumps(meta))
     assert comparable_config(old) == comparable_config(new) != comparable_config(other)

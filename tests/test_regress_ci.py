@@ -27,14 +27,36 @@ pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str) -> None:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(CI_CONFIG), "--replace-workflow-config", "--cores", "2", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(CI_CONFIG),
+        "--replace-workflow-config",
+        "--cores",
+        "2",
+        *args,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
     assert result.returncode == 0, f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
 
 def regress(candidate: Path, *args: str) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
-    cmd = [sys.executable, "-m", "analysis.regress", "--reference", str(REFERENCE), "--candidate", str(candidate), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "analysis.regress",
+        "--reference",
+        str(REFERENCE),
+        "--candidate",
+        str(candidate),
+        *args,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode in (0, 1), result.stderr
     return result, pd.read_csv(candidate / "regression.csv")
@@ -76,7 +98,9 @@ def test_ci_experiment_through_the_pipeline_passes_against_the_reference(ci_run)
     assert result.returncode == 0, result.stdout
     assert set(table.verdict) == {"pass"} and len(table) == 4
     assert (ci_run / "regression.md").read_text().startswith("# Regression check")
-    assert sorted(p.relative_to(REFERENCE) for p in REFERENCE.rglob("*")) == before  # nothing written into the reference
+    assert (
+        sorted(p.relative_to(REFERENCE) for p in REFERENCE.rglob("*")) == before
+    )  # nothing written into the reference
 
 
 def test_ci_experiment_is_byte_identical_where_the_numerics_fingerprint_matches(ci_run):
@@ -105,7 +129,9 @@ def faulty_candidate(fault: str, algo: str, workdir: Path) -> Path:
     for seed in config["seeds"]:
         out = run_dir(str(workdir), "Pendulum-v1", algo, variant, "cpu", seed)
         args = train_args(config, "Pendulum-v1", algo, variant, "cpu", seed)
-        commands.append([sys.executable, str(ROOT / "tests" / "faults.py"), fault, "train", *args, "--quiet", "--out", out])
+        commands.append(
+            [sys.executable, str(ROOT / "tests" / "faults.py"), fault, "train", *args, "--quiet", "--out", out]
+        )
     with ThreadPoolExecutor(max_workers=2) as pool:
         for result in pool.map(lambda c: subprocess.run(c, capture_output=True, text=True, timeout=900), commands):
             assert result.returncode == 0, result.stderr[-3000:]
@@ -115,9 +141,7 @@ def faulty_candidate(fault: str, algo: str, workdir: Path) -> Path:
     return workdir
 
 
-@pytest.mark.parametrize(
-    "fault,algo", [("model_off", "mbpo"), ("broken_discount", "sac"), ("wrong_logprob", "sac")]
-)
+@pytest.mark.parametrize("fault,algo", [("model_off", "mbpo"), ("broken_discount", "sac"), ("wrong_logprob", "sac")])
 def test_injected_bugs_are_regressions(fault, algo, tmp_path):
     result, table = regress(faulty_candidate(fault, algo, tmp_path))
     assert result.returncode == 1, result.stdout

@@ -7,7 +7,16 @@ import math
 import pytest
 
 from analysis import resources
-from analysis.resources import COSTS, DEFAULT_COSTS, Cost, Resources, cost_of, group_of, resources_of_args, run_resources
+from analysis.resources import (
+    COSTS,
+    DEFAULT_COSTS,
+    Cost,
+    Resources,
+    cost_of,
+    group_of,
+    resources_of_args,
+    run_resources,
+)
 from mbpo.cli import config_from_args
 
 
@@ -58,4 +67,6 @@ def test_threads_gpu_and_group():
     assert (short.threads, short.gpu, group_of(short)) == (1, 0, resources.SHORT_RUNS)
     long = resources_of_args(("--algo", "mbpo", "--env", "Hopper-v5", "--preset", "paper"))
     assert group_of(long) is None
-    assert group_of(Resources(runtime=6, mem_mb=1501, threads=1, gpu=1)) is None  # a group of CUDA runs would ask for a GPU each
+    assert (
+        group_of(Resources(runtime=6, mem_mb=1501, threads=1, gpu=1)) is None
+    )  # a group of CUDA runs would ask for a GPU each

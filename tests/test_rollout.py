@@ -73,8 +73,13 @@ def test_schedule_changes_length_at_the_right_epochs():
 
 
 def test_model_buffer_holds_retained_epochs_of_rollouts():
-    cfg = MBPOConfig(rollout_batch_size=400, model_train_freq=250, epoch_length=1000, model_retain_epochs=2,
-                     rollout_length=(1, 10, 1, 5))  # fmt: skip
+    cfg = MBPOConfig(
+        rollout_batch_size=400,
+        model_train_freq=250,
+        epoch_length=1000,
+        model_retain_epochs=2,
+        rollout_length=(1, 10, 1, 5),
+    )
     assert cfg.model_buffer_size() == 2 * 4 * 400 * 5
 
 
@@ -113,7 +118,9 @@ def test_mountain_car_termination_agrees_with_the_env():
         action = rng.uniform(-1, 1, size=1).astype(np.float32)
         obs = np.array([position, velocity], np.float32)
         nxt, _, terminated, _, _ = env.step(action)
-        predicted = mountain_car(torch.from_numpy(obs[None]), torch.from_numpy(action[None]), torch.from_numpy(nxt[None]))
+        predicted = mountain_car(
+            torch.from_numpy(obs[None]), torch.from_numpy(action[None]), torch.from_numpy(nxt[None])
+        )
         agree += int(bool(predicted[0]) == terminated)
     assert agree == 300
 
@@ -129,11 +136,33 @@ def test_mbpo_flags_on_a_sac_run_are_an_error():
 
 
 TINY_MBPO = [
-    "train", "--algo", "mbpo", "--preset", "seed", "--total-steps", "400", "--random-steps", "100",
-    "--model-train-freq", "50", "--rollout-batch-size", "200", "--epoch-length", "100",
-    "--rollout-length", "1,3,1,3", "--eval-every", "200", "--eval-episodes", "2", "--log-every", "100",
-    "--model-max-epochs", "5", "--quiet",
-]  # fmt: skip
+    "train",
+    "--algo",
+    "mbpo",
+    "--preset",
+    "seed",
+    "--total-steps",
+    "400",
+    "--random-steps",
+    "100",
+    "--model-train-freq",
+    "50",
+    "--rollout-batch-size",
+    "200",
+    "--epoch-length",
+    "100",
+    "--rollout-length",
+    "1,3,1,3",
+    "--eval-every",
+    "200",
+    "--eval-episodes",
+    "2",
+    "--log-every",
+    "100",
+    "--model-max-epochs",
+    "5",
+    "--quiet",
+]
 
 
 def drop_columns(text: str, columns: set[str]) -> str:
@@ -152,7 +181,14 @@ def tiny_mbpo(tmp_path_factory):
 
 def test_mbpo_run_writes_model_and_rollout_diagnostics_and_follows_the_schedule(tiny_mbpo):
     out = tiny_mbpo / "a"
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "eval.csv", "metadata.json", "model.csv", "rollouts.csv", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".lock",
+        "eval.csv",
+        "metadata.json",
+        "model.csv",
+        "rollouts.csv",
+        "train.csv",
+    ]
     rollouts = pd.read_csv(out / "rollouts.csv")
     # model phases at 100, 150, ..., 400; epoch = step // 100; length 1 + (epoch - 1) / 2 * 2, clipped to [1, 3]
     assert rollouts.env_step.tolist() == list(range(100, 401, 50))

@@ -25,7 +25,9 @@ def make_agent(**overrides) -> SAC:
 
 def make_batch(gen: torch.Generator) -> torch.Tensor:
     obs = torch.randn(B, OBS, generator=gen)
-    act = torch.rand(B, ACT, generator=gen) * torch.tensor(HIGH - LOW, dtype=torch.float32) + torch.tensor(LOW, dtype=torch.float32)
+    act = torch.rand(B, ACT, generator=gen) * torch.tensor(HIGH - LOW, dtype=torch.float32) + torch.tensor(
+        LOW, dtype=torch.float32
+    )
     rew = torch.randn(B, 1, generator=gen)
     nxt = torch.randn(B, OBS, generator=gen)
     term = (torch.rand(B, 1, generator=gen) < 0.3).float()
@@ -93,8 +95,12 @@ def test_consecutive_updates_follow_the_autograd_reference():
         batch = make_batch(batches)
         agent.update(batch)
         ref.update(batch, torch.randn((2 * B, ACT), generator=noise))
-        for ours, theirs in ((agent.actor.params, ref.actor), (agent.critic.params, ref.critic),
-                             (agent.critic_target.params, ref.target), (agent.log_alpha, ref.log_alpha)):
+        for ours, theirs in (
+            (agent.actor.params, ref.actor),
+            (agent.critic.params, ref.critic),
+            (agent.critic_target.params, ref.target),
+            (agent.log_alpha, ref.log_alpha),
+        ):
             torch.testing.assert_close(ours, theirs.detach(), atol=2e-5, rtol=1e-4, msg=lambda m: f"update {step}: {m}")
 
 

@@ -59,9 +59,24 @@ def write_config(path: Path, **changes) -> Path:
 
 def on_slurm(cluster: LocalSlurm, workdir: Path, config: Path, *args: str, timeout: int = 540, **popen):
     """snakemake through profiles/slurm, under `timeout -s INT` (it can ignore a TERM while hung)."""
-    cmd = ["timeout", "-s", "INT", str(timeout), *SNAKEMAKE, "--directory", str(workdir), "--workflow-profile",
-           str(ROOT / "profiles" / "slurm"), "--configfile", str(config), "--replace-workflow-config",
-           "--cores", str(cluster.cpus), *NO_ACCOUNTING, *args]  # fmt: skip
+    cmd = [
+        "timeout",
+        "-s",
+        "INT",
+        str(timeout),
+        *SNAKEMAKE,
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--configfile",
+        str(config),
+        "--replace-workflow-config",
+        "--cores",
+        str(cluster.cpus),
+        *NO_ACCOUNTING,
+        *args,
+    ]
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, env=cluster.env, text=True, **popen)
     return subprocess.run(cmd, cwd=ROOT, env=cluster.env, capture_output=True, text=True, timeout=timeout + 60)
@@ -128,8 +143,22 @@ def test_pipeline_on_slurm_fails_alone_reruns_what_is_missing_and_equals_a_local
     assert all(cluster.jobs()[job]["JobState"] == "COMPLETED" for job in second_jobs)
     assert (workdir / "results" / "tables" / "summary.csv").is_file()  # aggregation ran (locally)
 
-    subprocess.run([*SNAKEMAKE, "--directory", str(local), "--configfile", str(config), "--replace-workflow-config",
-                    "--cores", "2"], cwd=ROOT, check=True, capture_output=True, timeout=900)  # fmt: skip
+    subprocess.run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(local),
+            "--configfile",
+            str(config),
+            "--replace-workflow-config",
+            "--cores",
+            "2",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     assert [run.relative_to(workdir) for run in runs] == [run.relative_to(local) for run in run_dirs(local)]
     for run in runs:
         assert_same_run(run, local / run.relative_to(workdir))
@@ -137,8 +166,13 @@ def test_pipeline_on_slurm_fails_alone_reruns_what_is_missing_and_equals_a_local
 
 def test_a_job_killed_mid_run_is_submitted_again_and_resumes(cluster, tmp_path):
     workdir = tmp_path / "work"
-    config = write_config(tmp_path / "one.yaml", seeds=[0], algorithms={"sac": {"preset": "seed", "total_steps": 6000,
-                          "updates_per_step": 1, "options": {"random_steps": 200}}})  # fmt: skip
+    config = write_config(
+        tmp_path / "one.yaml",
+        seeds=[0],
+        algorithms={
+            "sac": {"preset": "seed", "total_steps": 6000, "updates_per_step": 1, "options": {"random_steps": 200}}
+        },
+    )
     proc = on_slurm(cluster, workdir, config, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         run = workdir / "results" / "runs" / "Pendulum-v1" / "sac" / "utd1" / "cpu" / "seed0"

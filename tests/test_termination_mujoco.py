@@ -17,8 +17,15 @@ from mbpo.train import Trainer
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco", reason="MuJoCo envs need gymnasium[mujoco]")
 
-ENVS = ["Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
-        "HalfCheetah-v5"]  # fmt: skip
+ENVS = [
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Ant-v5",
+    "Humanoid-v5",
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+    "HalfCheetah-v5",
+]
 
 
 VARIANTS = [(env_id, False) for env_id in ENVS] + [("Ant-v5", True), ("Humanoid-v5", True)]
@@ -60,10 +67,20 @@ def test_truncated_observations_are_the_papers():
 def test_termination_matches_on_policy_transitions(env_id, truncate_obs, tmp_path):
     """Transitions of a policy being trained (SAC after 200 random steps): the real env's stored
     `terminated` flag of every transition in the replay buffer equals ours."""
-    cfg = build_config({
-        "algo": "sac", "env": env_id, "truncate_obs": truncate_obs, "total_steps": 700, "random_steps": 200,
-        "actor_hidden": (32, 32), "critic_hidden": (32, 32), "batch_size": 64, "eval_every": 700, "eval_episodes": 1,
-    })  # fmt: skip
+    cfg = build_config(
+        {
+            "algo": "sac",
+            "env": env_id,
+            "truncate_obs": truncate_obs,
+            "total_steps": 700,
+            "random_steps": 200,
+            "actor_hidden": (32, 32),
+            "critic_hidden": (32, 32),
+            "batch_size": 64,
+            "eval_every": 700,
+            "eval_episodes": 1,
+        }
+    )
     device = torch.device("cpu")
     writer = RunWriter(tmp_path, streams(cfg))
     trainer = Trainer(cfg, device, make_generators(0, device), writer, Progress(700, "t", 700, quiet=True))

@@ -61,7 +61,9 @@ def test_default_dry_run_plans_every_run_and_auto_adds_cuda_only_with_a_gpu(tmp_
     out = snakemake(tmp_path, "-n", config=None).stdout
     runs = 3 * 5 + 5 + 5  # MBPO at 3 rollout lengths, SAC, SAC at MBPO's update ratio; 5 seeds
     devices = 2 if torch.cuda.is_available() else 1
-    assert f"train          {runs * devices}" in out.replace("\t", " ") or f"train {runs * devices}" in " ".join(out.split())
+    assert f"train          {runs * devices}" in out.replace("\t", " ") or f"train {runs * devices}" in " ".join(
+        out.split()
+    )
     assert ("/cuda/" in out) == torch.cuda.is_available()
 
 
@@ -97,7 +99,9 @@ def test_summary_equals_a_recomputation_from_the_run_files(finished):
         assert row.return_std == pytest.approx(scores.std())
         assert row.auc_to_budget_iqm == pytest.approx(iqm(np.array(aucs)))
         assert row.return_ci_low <= row.return_iqm <= row.return_ci_high
-        bench = pd.read_csv(finished / "results" / "benchmarks" / row.env / row.algo / row.variant / row.device / "seed0.tsv", sep="\t")
+        bench = pd.read_csv(
+            finished / "results" / "benchmarks" / row.env / row.algo / row.variant / row.device / "seed0.tsv", sep="\t"
+        )
         assert row.peak_rss_mb >= bench.max_rss.iloc[0]
     mbpo = summary[summary.algo == "mbpo"]
     assert mbpo.filter(like="p_beats_").stack().between(0, 1).all() and mbpo.filter(like="p_beats_").shape[1] == 2
@@ -111,8 +115,12 @@ def test_rerunning_with_nothing_changed_runs_nothing(finished):
 def test_adding_a_seed_runs_only_the_new_runs(finished, tmp_path):
     config = write_config(tmp_path / "more.yaml", seeds=[0, 1, 2])
     out = snakemake(finished, "-n", config=config).stdout
-    planned = [line.split()[-1] for line in out.splitlines() if line.strip().startswith("output:") and "eval.csv" in line]
-    assert len(planned) == 4 and all("/seed2/" in line for line in out.splitlines() if "eval.csv" in line and "output:" in line)
+    planned = [
+        line.split()[-1] for line in out.splitlines() if line.strip().startswith("output:") and "eval.csv" in line
+    ]
+    assert len(planned) == 4 and all(
+        "/seed2/" in line for line in out.splitlines() if "eval.csv" in line and "output:" in line
+    )
 
 
 def test_command_line_config_overrides_work(finished):
@@ -138,7 +146,7 @@ def test_a_failed_run_loses_no_other_result(tmp_path):
     assert (runs / "sac" / "utd1" / "cpu" / "seed0" / "metadata.json").is_file()
     assert (runs / "mbpo" / "h1" / "cpu" / "seed0" / "metadata.json").is_file()
     assert not (held / "metadata.json").exists()
-    log = (tmp_path / "results" / "logs" / "train" / "Pendulum-v1" / "sac_mbpo_utd" / "utd10" / "cpu" / "seed0.log")
+    log = tmp_path / "results" / "logs" / "train" / "Pendulum-v1" / "sac_mbpo_utd" / "utd10" / "cpu" / "seed0.log"
     assert "is being written by pid 4242 on elsewhere" in log.read_text()
     # the holder is gone: the documented re-run finishes the experiment
     snakemake(tmp_path, "--cores", "2", config=config)
@@ -149,8 +157,18 @@ def test_kill_9_of_snakemake_then_the_same_command_finishes(tmp_path):
     """No --unlock, no --rerun-incomplete to find: the profile carries them, and interrupted
     trainings resume from their checkpoints or start over."""
     config = write_config(tmp_path / "one.yaml", seeds=[0])
-    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(config),
-           "--replace-workflow-config", "--cores", "2"]  # fmt: skip
+    cmd = [
+        *SNAKEMAKE,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "--replace-workflow-config",
+        "--cores",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "results" / "runs").rglob("*.csv.part")):
@@ -164,8 +182,18 @@ def test_kill_9_of_snakemake_then_the_same_command_finishes(tmp_path):
 
 def test_an_interrupted_run_never_looks_complete_and_reruns_cleanly(tmp_path):
     config = write_config(tmp_path / "one.yaml", seeds=[0])
-    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(config),
-           "--replace-workflow-config", "--cores", "1"]  # fmt: skip
+    cmd = [
+        *SNAKEMAKE,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "--replace-workflow-config",
+        "--cores",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "results" / "runs").rglob("*.csv.part")):
@@ -191,11 +219,16 @@ def test_an_interrupted_run_never_looks_complete_and_reruns_cleanly(tmp_path):
         ({"seeds": []}, "invalid config: seeds: [] should be non-empty"),
         ({"envs": []}, "invalid config: envs: [] should be non-empty"),
         ({"envs": ["CartPole-v1"]}, "Discrete action space"),
-        ({"algorithms": {"sac": {"total_steps": 10, "options": {"batch_size": 0}}}},
-         "invalid config: algorithms.sac (Pendulum-v1, utd1): batch_size must be > 0, got 0"),
+        (
+            {"algorithms": {"sac": {"total_steps": 10, "options": {"batch_size": 0}}}},
+            "invalid config: algorithms.sac (Pendulum-v1, utd1): batch_size must be > 0, got 0",
+        ),
         ({"algorithms": {"sac": {"total_steps": 10, "options": {"no_such_flag": 3}}}}, "unrecognized arguments"),
         ({"algorithms": {"sac": {"total_steps": 10, "options": {"model_hidden": [8]}}}}, "only apply to algo mbpo"),
-        ({"algorithms": {"mbpo": {"total_steps": 10, "rollout_lengths": ["5,2,1,3"]}}}, "0 <= start_epoch <= end_epoch"),
+        (
+            {"algorithms": {"mbpo": {"total_steps": 10, "rollout_lengths": ["5,2,1,3"]}}},
+            "0 <= start_epoch <= end_epoch",
+        ),
     ],
 )
 def test_invalid_configs_fail_naming_the_field(tmp_path, change, message):
@@ -223,9 +256,18 @@ def test_report_renders_every_figure_in_a_headless_browser(finished, tmp_path):
     assert report.stat().st_size > 100_000
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000"):  # fmt: skip
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -236,9 +278,7 @@ def test_report_renders_every_figure_in_a_headless_browser(finished, tmp_path):
             wait.until(ec.element_to_be_clickable((By.LINK_TEXT, "Figures"))).click()
             row = wait.until(ec.presence_of_element_located((By.XPATH, f"//tr[td[contains(., '{name}.png')]]")))
             row.find_element(By.CSS_SELECTOR, "a[iconname='eye']").click()
-            image = wait.until(
-                ec.presence_of_element_located((By.CSS_SELECTOR, f"img[src*='filename={name}.png']"))
-            )
+            image = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"img[src*='filename={name}.png']")))
             wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
             assert driver.execute_script("return arguments[0].naturalWidth", image) > 500
     finally:
@@ -252,7 +292,8 @@ def test_a_malformed_default_config_is_named_with_its_line(tmp_path):
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("envs: [Pendulum-v1\nseeds: [0]\n")
-    result = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1"], capture_output=True, text=True, timeout=300,
-                            cwd=tmp_path)  # fmt: skip
+    result = subprocess.run(
+        [*SNAKEMAKE, "-n", "--cores", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert result.returncode != 0
     assert f"invalid config: {tmp_path / 'config' / 'config.yaml'}, line 2, column 6" in result.stdout + result.stderr
