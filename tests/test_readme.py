@@ -47,3 +47,22 @@ def test_example_ci_workflow_runs_the_readme_commands():
     regression = [r for r in runs["regression"] if "snakemake" in r or "analysis.regress" in r]
     assert len(regression) == 2 and all(f"    {command}" in readme for command in regression)
     assert any("ruff check" in r for r in runs["lint"]) and any("snakemake --lint" in r for r in runs["lint"])
+
+
+def _layout() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("- Layout (")
+    return text[start : text.index("\n- ", start + 1)]
+
+
+def test_layout_names_every_module_and_only_modules_that_exist():
+    layout = _layout()
+    for folder in ("mbpo", "analysis", "tests"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            if path.name != "__init__.py" and not path.name.startswith("test_") and path.name != "__main__.py":
+                assert f"`{path.name}`" in layout, f"README layout does not name {folder}/{path.name}"
+    for name in re.findall(r"`([a-z_]+\.(?:py|smk))`", layout):
+        folders = ("mbpo", "analysis", "tests", "benchmarks", "workflow/rules")
+        assert any((ROOT / folder / name).is_file() for folder in folders), (
+            f"README layout names {name}, which does not exist"
+        )
