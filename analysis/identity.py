@@ -73,9 +73,11 @@ def group_name(group: tuple) -> str:
     return "/".join(map(str, group))
 
 
-def wildcards(template: str, output: str) -> str:
-    """A template with `output` filled in and every identity field left as a Snakemake wildcard."""
-    return template.format(output=output, **{field: "{" + field + "}" for field in FIELDS})
+def wildcards(template: str, output: str, file: str | None = None) -> str:
+    """A template with `output` filled in and every identity field left as a Snakemake wildcard
+    (`file`: a file inside that folder)."""
+    path = template.format(output=output, **{field: "{" + field + "}" for field in FIELDS})
+    return path if file is None else f"{path}/{file}"
 
 
 # the parser accepts any folder names (a user's own runs too); `seed` must be a number

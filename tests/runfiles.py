@@ -8,8 +8,28 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 CLOCK_COLUMNS = {"wall_seconds", "seconds"}  # clock readings: the only columns allowed to differ
 RUN_FILES = ("eval.csv", "train.csv", "model.csv", "rollouts.csv")
+
+
+def snakemake_command(workdir: Path, config: Path | None, *args: str) -> list[str]:
+    """This project's workflow run in `workdir` (as `--directory`), with `config` replacing the default."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    if config is not None:
+        cmd += ["--configfile", str(config), "--replace-workflow-config"]
+    return [*cmd, *args]
+
+
+def start_workflow_until_a_run_writes(workdir: Path, config: Path, cores: int) -> subprocess.Popen:
+    """Start the workflow in its own process group and return once a training run has written
+    part files (or after two minutes), for tests that interrupt it."""
+    cmd = snakemake_command(workdir, config, "--cores", str(cores))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((workdir / "results" / "runs").rglob("*.csv.part")):
+        time.sleep(0.2)
+    return proc
 
 
 def train_command(out: Path, *args: str) -> list[str]:

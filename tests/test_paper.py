@@ -15,6 +15,7 @@ import yaml
 from analysis.experiment import ExperimentError, runs, train_args
 from mbpo.cli import config_from_args
 from mbpo.config import PAPER_ENVS
+from runfiles import snakemake_command
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
@@ -85,21 +86,7 @@ def test_bad_runs_are_refused_at_planning_time_naming_the_algorithm():
 
 @pytest.mark.slow
 def test_smoke_pipeline_draws_every_figure_table_and_report(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(SMOKE),
-        "--replace-workflow-config",
-        "--cores",
-        "2",
-        "paper_figures",
-    ]
+    cmd = snakemake_command(tmp_path, SMOKE, "--cores", "2", "paper_figures")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = tmp_path / "results" / "paper_smoke"

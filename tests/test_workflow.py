@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +19,18 @@ import torch
 import yaml
 
 from analysis.stats import iqm
+from runfiles import snakemake_command, start_workflow_until_a_run_writes
 
 ROOT = Path(__file__).resolve().parent.parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TEST_CONFIG = ROOT / "config" / "test.yaml"
 
 pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str, config: Path | None = TEST_CONFIG, check: bool = True, timeout: int = 900):
-    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
-    if config is not None:
-        cmd += ["--configfile", str(config), "--replace-workflow-config"]
-    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    result = subprocess.run(
+        snakemake_command(workdir, config, *args), capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -157,22 +155,7 @@ def test_kill_9_of_snakemake_then_the_same_command_finishes(tmp_path):
     """No --unlock, no --rerun-incomplete to find: the profile carries them, and interrupted
     trainings resume from their checkpoints or start over."""
     config = write_config(tmp_path / "one.yaml", seeds=[0])
-    cmd = [
-        *SNAKEMAKE,
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(config),
-        "--replace-workflow-config",
-        "--cores",
-        "2",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((tmp_path / "results" / "runs").rglob("*.csv.part")):
-        time.sleep(0.2)
+    proc = start_workflow_until_a_run_writes(tmp_path, config, cores=2)
     os.killpg(proc.pid, signal.SIGKILL)  # snakemake and its trainings, as a crash would
     proc.wait(timeout=60)
     snakemake(tmp_path, "--cores", "2", config=config)
@@ -182,22 +165,7 @@ def test_kill_9_of_snakemake_then_the_same_command_finishes(tmp_path):
 
 def test_an_interrupted_run_never_looks_complete_and_reruns_cleanly(tmp_path):
     config = write_config(tmp_path / "one.yaml", seeds=[0])
-    cmd = [
-        *SNAKEMAKE,
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(config),
-        "--replace-workflow-config",
-        "--cores",
-        "1",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((tmp_path / "results" / "runs").rglob("*.csv.part")):
-        time.sleep(0.2)
+    proc = start_workflow_until_a_run_writes(tmp_path, config, cores=1)
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=60)
     for folder in (tmp_path / "results" / "runs").glob("*/*/*/*/seed*"):
@@ -293,7 +261,11 @@ def test_a_malformed_default_config_is_named_with_its_line(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("envs: [Pendulum-v1\nseeds: [0]\n")
     result = subprocess.run(
-        [*SNAKEMAKE, "-n", "--cores", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode != 0
     assert f"invalid config: {tmp_path / 'config' / 'config.yaml'}, line 2, column 6" in result.stdout + result.stderr

@@ -1,8 +1,8 @@
 rule train:
     output:
-        eval=identity.wildcards(identity.RUN_DIR + "/eval.csv", OUT),
-        train=identity.wildcards(identity.RUN_DIR + "/train.csv", OUT),
-        metadata=identity.wildcards(identity.RUN_DIR + "/metadata.json", OUT),
+        eval=identity.wildcards(identity.RUN_DIR, OUT, "eval.csv"),
+        train=identity.wildcards(identity.RUN_DIR, OUT, "train.csv"),
+        metadata=identity.wildcards(identity.RUN_DIR, OUT, "metadata.json"),
     conda:
         "../envs/mbpo.yaml"
     log:
