@@ -374,15 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         header = [f"# Regression check: {args.candidate} against the reference", "", provenance_line(args.reference)]
         problems = exact_differences(reference, candidate) if args.exact else []
         if args.exact:
-            header += [
-                "",
-                "Exact: "
-                + (
-                    "every reference run is byte-identical (timing columns aside)"
-                    if not problems
-                    else f"{len(problems)} run(s) differ; first: {problems[0]}"
-                ),
-            ]
+            header += ["", "Exact: every reference run is byte-identical (timing columns aside)"]
+            if problems:  # each run that differs, with its first difference
+                header[-1] = f"Exact: {len(problems)} run(s) differ:"
+                header += [f"- {problem}" for problem in problems]
         text = render(table, args.alpha, args.margin, header)
         if out is not None:
             write_atomic(out, text)

@@ -196,7 +196,7 @@ def test_exact_names_the_first_differing_row(reference, tmp_path, capsys):
     frame.to_csv(eval_csv, index=False)
     code, out, err = run_regress(capsys, "--reference", reference, "--candidate", candidate, "--exact")
     assert code == 1 and "not byte-identical" in err
-    assert "seed3/eval.csv line 7 (env_step=500, episode=1): return = " in out
+    assert "seed3/eval.csv line 7 (env_step=500, episode=1): return = " in out and "Exact: 1 run(s) differ:" in out
     code, _, _ = run_regress(capsys, "--reference", reference, "--candidate", candidate)
     assert code == 0  # statistically the same
 
