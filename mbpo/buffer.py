@@ -18,6 +18,8 @@ class ReplayBuffer:
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
         self.layout = Layout(obs_dim, act_dim)
         self.row_dim = self.layout.row_dim
+        lay = self.layout
+        self._fields = (lay.obs, lay.action, lay.reward, lay.next_obs, lay.terminated)
         self.data = torch.zeros(capacity, self.row_dim, device=device)
         # on the CPU, rows are written through a numpy view of the same memory (no copy, no torch
         # dispatch); on an accelerator, a host row is staged and copied once
@@ -28,7 +30,12 @@ class ReplayBuffer:
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
         row = self._host[self._next] if self._host is not None else self._stage
-        self.layout.write(row, obs, action, reward, next_obs, terminated)
+        o, a, r, n, t = self._fields  # the layout's, unpacked here: this runs every env step
+        row[o] = obs
+        row[a] = action
+        row[r] = reward
+        row[n] = next_obs
+        row[t] = float(terminated)
         if self._host is None:
             self.data[self._next].copy_(torch.from_numpy(self._stage))
         self._next = (self._next + 1) % self.capacity

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 
@@ -62,24 +61,20 @@ class Layout:
     def terminated(self) -> int:
         return self.row_dim - 1
 
+    @cached_property
+    def obs_action(self) -> slice:
+        return slice(0, self.reward)
+
     def split(self, rows: torch.Tensor) -> Transitions:
         """Named views of `N x row_dim` rows (no copies)."""
         return Transitions(
-            obs=rows[:, self.obs],
-            action=rows[:, self.action],
-            reward=rows[:, self.reward],
-            next_obs=rows[:, self.next_obs],
-            terminated=rows[:, self.terminated],
-            obs_action=rows[:, : self.reward],
+            rows[:, self.obs],
+            rows[:, self.action],
+            rows[:, self.reward],
+            rows[:, self.next_obs],
+            rows[:, self.terminated],
+            rows[:, self.obs_action],
         )
-
-    def write(self, row: np.ndarray, obs, action, reward: float, next_obs, terminated: bool) -> None:
-        """Fill one host row (a numpy view) in place: the buffer's per-env-step write."""
-        row[self.obs] = obs
-        row[self.action] = action
-        row[self.reward] = reward
-        row[self.next_obs] = next_obs
-        row[self.terminated] = float(terminated)
 
     def random_rows(self, n: int, generator: torch.Generator, device: torch.device | None = None) -> torch.Tensor:
         """`n` standard-normal rows with no terminal state: batches for benchmarks and tests."""
