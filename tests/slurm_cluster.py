@@ -1,4 +1,4 @@
-"""A real single-node SLURM on this machine for the tests (../shared/notes/slurm.md's recipe).
+"""A real single-node SLURM on this machine for the tests (the whole recipe is this file).
 
 `LocalSlurm` starts its own munged, slurmctld and slurmd in the foreground as children of the test
 process, on their own ports, socket and state folder, so it neither needs nor disturbs a munge the

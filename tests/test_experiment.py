@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
+import yaml
 
 from analysis import experiment, figures
 from analysis.experiment import (
@@ -13,7 +16,9 @@ from analysis.experiment import (
     runs,
     train_args,
 )
-from analysis.identity import VariantError, parse, rollout_length, rollout_variant
+from analysis.identity import ALGORITHMS, VariantError, parse, rollout_length, rollout_variant
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CONFIG = {
     "envs": ["Pendulum-v1"],
@@ -113,3 +118,8 @@ def test_command_line_strings_become_numbers_where_they_are_numbers():
         "envs": ["Pendulum-v1"],
         "algorithms": {"mbpo": {"rollout_lengths": [3, "20,100,1,15"]}},
     }
+
+
+def test_the_schema_allows_exactly_the_algorithms_the_identity_module_names():
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert set(schema["properties"]["algorithms"]["properties"]) == set(ALGORITHMS)

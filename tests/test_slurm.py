@@ -25,7 +25,7 @@ from slurm_cluster import LocalSlurm, ensure_installed, system_conf_in_use
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "config" / "test.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-# No accounting database here, so the status comes from squeue (../shared/notes/slurm.md); the
+# No accounting database here (no slurmdbd), so the status comes from squeue, not sacct; the
 # node has this machine's cores, which bound how many runs a group job runs side by side.
 NO_ACCOUNTING = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"]
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: ([^)]+)\)")
