@@ -16,7 +16,10 @@ workflow/rules/common.smk), so a SLURM job asks for what its run needs instead o
 - threads: one. Byte-identical results need the same thread count, and every cost was measured
   at one thread.
 - gpu: one for a CUDA run, none otherwise.
-- group: runs asking for at most `SHORT_RUN_MINUTES` (and no GPU) share SLURM jobs.
+
+Every run is a SLURM job of its own (no Snakemake groups): snakemake-executor-plugin-slurm 2.8.0's
+job step runs a group's jobs one at a time (`--jobs 1`) and stops at the group's first failure, so
+a group of short runs neither ran side by side nor kept going past a failed run.
 
 Partition and account are the cluster's business: the user's flags or own profile set them.
 """
@@ -36,8 +39,6 @@ OVERHEAD_MB = 1500  # Python, torch, MuJoCo, networks and optimisers: a paper Ho
 FLOAT32_BYTES = 4
 MAX_RUNTIME_MINUTES = 24 * 60  # a job's time limit at most (many partitions' limit); a run needing
 # longer checkpoints when SLURM signals the limit and the retry resumes it (profiles/slurm `retries`)
-SHORT_RUN_MINUTES = 30  # runs asking for at most this long share SLURM jobs (group SHORT_RUNS)
-SHORT_RUNS = "short_runs"
 
 
 @dataclass(frozen=True)
@@ -195,13 +196,6 @@ def run_resources(cfg: TrainConfig) -> Resources:
         threads=1,
         gpu=int(cfg.run.device == "cuda"),
     )
-
-
-def group_of(resources: Resources) -> str | None:
-    """Short runs share SLURM jobs (Snakemake's group SHORT_RUNS, so many per job as the profile's
-    `group-components` says) instead of flooding the queue with minute-long jobs; long ones run
-    alone (None), so a time limit or preemption stops only one run."""
-    return SHORT_RUNS if resources.runtime <= SHORT_RUN_MINUTES and not resources.gpu else None
 
 
 @functools.cache

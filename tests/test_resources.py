@@ -11,9 +11,7 @@ from analysis.resources import (
     COSTS,
     DEFAULT_COSTS,
     Cost,
-    Resources,
     cost_of,
-    group_of,
     resources_of_args,
     run_resources,
 )
@@ -62,11 +60,8 @@ def test_memory_is_both_buffers_twice_plus_the_overhead():
     assert run_resources(hopper).mem_mb == math.ceil(resources.OVERHEAD_MB + 2 * rows * 108 / 2**20)
 
 
-def test_threads_gpu_and_group():
+def test_threads_and_gpu():
     short = resources_of_args(("--algo", "sac", "--env", "Pendulum-v1", "--total-steps", "1000"))
-    assert (short.threads, short.gpu, group_of(short)) == (1, 0, resources.SHORT_RUNS)
-    long = resources_of_args(("--algo", "mbpo", "--env", "Hopper-v5", "--preset", "paper"))
-    assert group_of(long) is None
-    assert (
-        group_of(Resources(runtime=6, mem_mb=1501, threads=1, gpu=1)) is None
-    )  # a group of CUDA runs would ask for a GPU each
+    assert (short.threads, short.gpu) == (1, 0)
+    cuda = resources_of_args(("--algo", "mbpo", "--env", "Hopper-v5", "--preset", "paper", "--device", "cuda"))
+    assert (cuda.threads, cuda.gpu) == (1, 1)

@@ -5,7 +5,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from analysis import identity
 from analysis.experiment import DEFAULT_OUTPUT, ExperimentError, runs, train_args
-from analysis.resources import group_of, resources_of_args
+from analysis.resources import resources_of_args
 
 
 # tables, figures and the paper's figures take seconds: on a cluster they run where snakemake runs
@@ -92,10 +92,6 @@ def train_gpu(wildcards):
 def train_threads(wildcards):
     return train_resources(wildcards).threads
 
-
-def train_group(wildcards):
-    """Short runs share cluster jobs; ignored when running locally."""
-    return group_of(train_resources(wildcards))
 
 
 def analysis_settings(wildcards):

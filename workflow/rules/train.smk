@@ -14,7 +14,6 @@ rule train:
         args=train_arguments,
         out=run_folder,
     threads: train_threads
-    group: train_group
     resources:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
