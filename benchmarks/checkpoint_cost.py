@@ -45,10 +45,12 @@ def main() -> None:
             f"{model_buffer.row_dim} floats = {model_buffer.data.numel() * 4 / 1e6:.0f} MB"
         )
         for step in (10_000, 50_000, 125_000):
-            length = cfg.mbpo.rollout_length_at(step)
-            rows = min(cfg.mbpo.model_retain_epochs * 4 * cfg.mbpo.rollout_batch_size * length, model_buffer.capacity)
-            trainer.real.size, trainer.real._next = step, step % trainer.real.capacity
-            model_buffer.size, model_buffer._next = rows, rows % model_buffer.capacity
+            length = cfg.mbpo.rollout_length_at(step, cfg.sac.random_steps)
+            rows = cfg.mbpo.model_buffer_retained(length)  # what a run at `step` holds live
+            trainer.real.size, trainer.real._filled, trainer.real._next = step, step, step % trainer.real.capacity
+            written = min(step * cfg.mbpo.rollout_batch_size // cfg.mbpo.model_train_freq, model_buffer.capacity)
+            model_buffer.retain(rows)
+            model_buffer.size, model_buffer._filled, model_buffer._next = rows, written, written % model_buffer.capacity
             trainer.step = step
             seconds = []
             for _ in range(3):

@@ -110,7 +110,7 @@ def main() -> None:
     start[:, 0] += 1.25  # standing height: most branches stay alive
     rollout_ms = {}
     for steps in STEPS:
-        length = cfg.mbpo.rollout_length_at(steps)
+        length = cfg.mbpo.rollout_length_at(steps, cfg.sac.random_steps)
         rollout_ms[steps] = 1e3 * timed(
             lambda n=length: branched_rollout(
                 start,
@@ -140,20 +140,20 @@ def main() -> None:
         print(
             f"{steps:>10} {parts[0]:>9.1f} {parts[1]:>10.1f} {parts[2]:>9.1f} {parts[3]:>8.2f} {totals[steps]:>8.1f}"
             f"   (epoch {epoch_ms[steps]:.0f} ms, rollout phase {rollout_ms[steps]:.0f} ms at length "
-            f"{cfg.mbpo.rollout_length_at(steps)})"
+            f"{cfg.mbpo.rollout_length_at(steps, cfg.sac.random_steps)})"
         )
 
     # cost model: epoch time linear in the data, rollout phase time linear in the length
     n = np.array(STEPS, dtype=float)
     slope, intercept = np.polyfit(n, [epoch_ms[s] for s in STEPS], 1)
-    lengths = np.array([cfg.mbpo.rollout_length_at(s) for s in STEPS], dtype=float)
+    lengths = np.array([cfg.mbpo.rollout_length_at(s, cfg.sac.random_steps) for s in STEPS], dtype=float)
     r_slope, r_int = (
         np.polyfit(lengths, [rollout_ms[s] for s in STEPS], 1) if len(set(lengths)) > 1 else (0.0, rollout_ms[STEPS[0]])
     )
     total_s = 0.0
     random_steps = cfg.sac.random_steps
     for step in range(random_steps, 125_001, per_fit):
-        length = cfg.mbpo.rollout_length_at(step)
+        length = cfg.mbpo.rollout_length_at(step, cfg.sac.random_steps)
         total_s += (epochs * (intercept + slope * step) + r_int + r_slope * length) / 1e3
         total_s += per_fit * (ups * update + env_act)
     print(

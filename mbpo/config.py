@@ -59,7 +59,9 @@ class SACConfig:
     tau: float = option(0.005, "Polyak averaging rate of the target Q networks")
     init_alpha: float = option(1.0, "initial entropy temperature")
     learn_alpha: bool = option(True, "learn the temperature toward target_entropy (else keep init_alpha)")
-    target_entropy: float | None = option(None, "target policy entropy; 'auto' means -action_dim")
+    target_entropy: float | None = option(
+        None, "target policy entropy, of the squashed action in [-1, 1]; 'auto' means -action_dim"
+    )
     updates_per_step: int = option(1, "gradient updates per env step (the update-to-data ratio)")
     random_steps: int = option(1000, "initial env steps with uniformly random actions, no updates")
     buffer_size: int = option(1_000_000, "replay capacity in transitions (capped at total_steps)")
@@ -92,24 +94,31 @@ class MBPOConfig:
     model_retain_epochs: int = option(1, "epochs of rollouts the model buffer retains")
     real_ratio: float = option(0.05, "fraction of each policy batch drawn from real data")
 
-    def rollout_length_at(self, env_step: int) -> int:
+    def rollout_length_at(self, env_step: int, random_steps: int) -> int:
         """The rollout length at `env_step`: fixed, or linear in the epoch between the schedule's
-        start and end epochs, clipped at both ends (MBPO's schedule)."""
+        start and end epochs, clipped at both ends (MBPO's schedule). Epochs count from the end
+        of the `random_steps` (SAC's), as the original's begin after its initial exploration:
+        Hopper's length leaves 1 at env step 5000 + 20 x 1000, not 20 x 1000."""
         if len(self.rollout_length) == 1:
             return self.rollout_length[0]
         start_epoch, end_epoch, start_len, end_len = self.rollout_length
-        epoch = env_step // self.epoch_length
+        epoch = max(env_step - random_steps, 0) // self.epoch_length
         frac = min(max((epoch - start_epoch) / max(end_epoch - start_epoch, 1), 0.0), 1.0)
         return int(start_len + frac * (end_len - start_len))
 
     def max_rollout_length(self) -> int:
         return max(self.rollout_length[-2:]) if len(self.rollout_length) == 4 else self.rollout_length[0]
 
-    def model_buffer_size(self) -> int:
-        """Rollouts x length x retention: every transition of the last `model_retain_epochs`
-        epochs of rollouts fits."""
+    def model_buffer_retained(self, length: int) -> int:
+        """Rollouts x `length` x retention: the model transitions of the last
+        `model_retain_epochs` epochs at rollout length `length`, what the model buffer keeps live
+        (the original reallocates its pool to this size whenever the length changes)."""
         phases_per_epoch = max(self.epoch_length // self.model_train_freq, 1)
-        return self.model_retain_epochs * phases_per_epoch * self.rollout_batch_size * self.max_rollout_length()
+        return self.model_retain_epochs * phases_per_epoch * self.rollout_batch_size * length
+
+    def model_buffer_size(self) -> int:
+        """The model buffer's capacity: what it retains at the longest rollout length."""
+        return self.model_buffer_retained(self.max_rollout_length())
 
 
 @dataclass(frozen=True)

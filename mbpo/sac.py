@@ -2,8 +2,13 @@
 
 The policy is a tanh-squashed diagonal Gaussian scaled to the action box:
     u = mean + std * eps,  eps ~ N(0, I);   action = bias + scale * tanh(u)
-    log p(action) = sum_i [ log N(eps_i) - log std_i - log scale_i - log(1 - tanh(u_i)^2) ]
-with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) for numerical stability.
+    log p = sum_i [ log N(eps_i) - log std_i - log(1 - tanh(u_i)^2) ]
+with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) for numerical stability. log p is the
+density of the squashed action tanh(u) in [-1, 1]^d, not of the action in the env's units: the
+entropy and its target are the same for every action scale, as in the original MBPO (softlearning
+normalises every action space to [-1, 1]) and the tutorial. InvertedPendulum's actions span
+[-3, 3]: in the env's units its target entropy -0.05 would be -0.05 - log 3 = -1.15 in [-1, 1],
+a policy three times less noisy than the paper's.
 
 Gradients are written by hand (see `mbpo.nets` for why) and checked against autograd in
 `tests/test_sac.py`. One `update` is: critic step, then actor and temperature steps from the
@@ -79,9 +84,9 @@ class SAC:
         self.action_scale = (high - low) / 2
         self.action_bias = (high + low) / 2
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
-        # constant part of log p: Gaussian normaliser, action scale and the 2 log 2 of the
-        # stable tanh correction
-        self._logp_const = float(-act_dim * (0.5 * _LOG_2PI + 2.0 * math.log(2.0)) - torch.log(self.action_scale).sum())
+        # constant part of log p: Gaussian normaliser and the 2 log 2 of the stable tanh
+        # correction (no action scale: log p is of the squashed action in [-1, 1])
+        self._logp_const = float(-act_dim * (0.5 * _LOG_2PI + 2.0 * math.log(2.0)))
         self.updates = 0
 
     def state_dict(self) -> dict:

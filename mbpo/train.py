@@ -62,6 +62,7 @@ class ModelPhase:
         self.buffer = ReplayBuffer(cfg.mbpo.model_buffer_size(), obs_dim, act_dim, device)
         self.terminated = termination_fn(cfg.run.env)
         self.first_step = max(cfg.sac.random_steps, 2)  # the model needs data to fit and hold out
+        self.random_steps = cfg.sac.random_steps  # the schedule's epochs begin after them
 
     def due(self, step: int) -> bool:
         return step >= self.first_step and (step - self.first_step) % self.cfg.model_train_freq == 0
@@ -84,7 +85,8 @@ class ModelPhase:
 
     def rollout(self, real: ReplayBuffer, agent: SAC, step: int, writer: RunWriter) -> None:
         t = time.perf_counter()
-        length = self.cfg.rollout_length_at(step)
+        length = self.cfg.rollout_length_at(step, self.random_steps)
+        self.buffer.retain(self.cfg.model_buffer_retained(length))
         start = real.layout.split(real.sample(self.cfg.rollout_batch_size, self.gens.torch)).obs
         result = branched_rollout(
             start,

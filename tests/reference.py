@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
+from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from mbpo.ensemble import BOUNDS_PENALTY
 from mbpo.nets import BatchedMLP
@@ -38,22 +38,21 @@ def mlp(net: BatchedMLP, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def policy(agent: SAC, actor: torch.Tensor, obs: torch.Tensor) -> TransformedDistribution:
-    """The squashed Gaussian policy: N(mean, std) -> tanh -> scaled to the action box."""
+    """The squashed Gaussian policy over [-1, 1]^d: N(mean, std) -> tanh. The env's action is
+    `agent.action_bias + agent.action_scale * x`; log-probabilities are of x (the original's
+    normalised action space)."""
     out = mlp(agent.actor, actor, obs)[0]
     mean, pre = out[:, : agent.act_dim], out[:, agent.act_dim :]
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(pre) + 1)
-    return TransformedDistribution(
-        Normal(mean, log_std.exp()),
-        [TanhTransform(cache_size=1), AffineTransform(agent.action_bias, agent.action_scale, cache_size=1)],
-    )
+    return TransformedDistribution(Normal(mean, log_std.exp()), [TanhTransform(cache_size=1)])
 
 
 def policy_sample(agent: SAC, actor: torch.Tensor, obs: torch.Tensor, eps: torch.Tensor):
     """A reparameterised action for standard normal noise `eps`, and its log-probability."""
     dist = policy(agent, actor, obs)
     u = dist.base_dist.loc + dist.base_dist.scale * eps
-    action = agent.action_bias + agent.action_scale * torch.tanh(u)
-    return action, dist.log_prob(action).sum(1)
+    squashed = torch.tanh(u)
+    return agent.action_bias + agent.action_scale * squashed, dist.log_prob(squashed).sum(1)
 
 
 def critic_loss(agent, critic, target, actor, log_alpha, batch, eps_next) -> torch.Tensor:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from mbpo.buffer import ReplayBuffer
@@ -67,3 +68,64 @@ def test_model_targets_and_their_inverse_round_trip():
     assert targets.shape == (5, 4) and torch.equal(targets[:, 0], t.reward)
     reward, next_obs = from_model_output(t.obs, targets)
     assert torch.equal(reward, t.reward) and torch.allclose(next_obs, t.next_obs, atol=1e-6)
+
+
+def rows_numbered(buf: ReplayBuffer, first: int, n: int) -> None:
+    """Add rows first..first+n-1 (the number in the reward column) in one batch."""
+    rows = torch.zeros(n, buf.row_dim)
+    rows[:, buf.layout.reward] = torch.arange(first, first + n, dtype=torch.float32)
+    buf.add_batch(rows)
+
+
+def sampled_numbers(buf: ReplayBuffer, seed: int = 0, n: int = 4000) -> torch.Tensor:
+    return buf.sample(n, torch.Generator().manual_seed(seed))[:, buf.layout.reward].flatten()
+
+
+def test_retain_keeps_only_the_newest_rows_live_across_the_wrap():
+    buf = ReplayBuffer(10, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    rows_numbered(buf, 0, 8)
+    buf.retain(3)  # as MBPO's pool at a shorter rollout length: rows 5, 6, 7
+    assert buf.size == 3 and set(sampled_numbers(buf).tolist()) == {5.0, 6.0, 7.0}
+    rows_numbered(buf, 8, 4)  # 8..11: the ring wraps (10 and 11 overwrite rows 0 and 1)
+    assert buf.size == 3 and set(sampled_numbers(buf).tolist()) == {9.0, 10.0, 11.0}
+    buf.retain(6)  # the length grew: the live window grows with new rows only, as a reallocated pool
+    assert buf.size == 3 and set(sampled_numbers(buf).tolist()) == {9.0, 10.0, 11.0}
+    rows_numbered(buf, 12, 2)
+    assert buf.size == 5 and set(sampled_numbers(buf).tolist()) == {9.0, 10.0, 11.0, 12.0, 13.0}
+    with pytest.raises(ValueError, match="not in 1..10"):
+        buf.retain(11)
+
+
+def test_retain_at_capacity_samples_the_same_rows_as_a_plain_ring():
+    plain, retained = (ReplayBuffer(10, obs_dim=1, act_dim=1, device=torch.device("cpu")) for _ in range(2))
+    retained.retain(10)
+    for buf in (plain, retained):
+        rows_numbered(buf, 0, 13)
+    assert torch.equal(sampled_numbers(plain), sampled_numbers(retained))
+
+
+def test_state_dict_saves_live_rows_only_and_a_resumed_buffer_samples_the_same():
+    buf = ReplayBuffer(10, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    rows_numbered(buf, 0, 8)
+    buf.retain(3)
+    rows_numbered(buf, 8, 4)  # live: 9, 10, 11 at positions 9, 0, 1
+    state = buf.state_dict()
+    assert state["rows"][:, buf.layout.reward].flatten().tolist() == [9.0, 10.0, 11.0]
+    resumed = ReplayBuffer(10, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    resumed.load_state_dict(state)
+    assert torch.equal(sampled_numbers(resumed, seed=3), sampled_numbers(buf, seed=3))
+    buf.retain(6), resumed.retain(6)
+    rows_numbered(buf, 12, 2), rows_numbered(resumed, 12, 2)
+    assert torch.equal(sampled_numbers(resumed, seed=4), sampled_numbers(buf, seed=4))
+    state["rows"] = state["rows"][:2]
+    with pytest.raises(ValueError, match="does not fit"):
+        resumed.load_state_dict(state)
+
+
+def test_a_state_from_before_retain_loads_as_all_live():
+    buf = ReplayBuffer(10, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    rows_numbered(buf, 0, 12)
+    old = {"rows": buf.data.clone(), "size": 10, "next": 2}  # the format before `retain`
+    resumed = ReplayBuffer(10, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    resumed.load_state_dict(old)
+    assert resumed.size == 10 and torch.equal(sampled_numbers(resumed), sampled_numbers(buf))

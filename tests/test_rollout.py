@@ -66,10 +66,15 @@ def test_rollout_stops_when_every_branch_terminated():
 
 def test_schedule_changes_length_at_the_right_epochs():
     cfg = MBPOConfig(rollout_length=(20, 100, 1, 15), epoch_length=1000)
-    lengths = {step: cfg.rollout_length_at(step) for step in (0, 20_999, 25_999, 26_000, 60_000, 100_000, 500_000)}
+    steps = (0, 20_999, 25_999, 26_000, 60_000, 100_000, 500_000)
+    lengths = {step: cfg.rollout_length_at(step, random_steps=0) for step in steps}
     # 1 + 14 (epoch - 20) / 80 first reaches 2 at epoch 26 (1 + 14 * 6 / 80 = 2.05)
     assert lengths == {0: 1, 20_999: 1, 25_999: 1, 26_000: 2, 60_000: 8, 100_000: 15, 500_000: 15}
-    assert MBPOConfig(rollout_length=(5,)).rollout_length_at(123_456) == 5
+    # epochs count from the end of the random steps, as the original's from its exploration's end
+    after = {step + 5000: cfg.rollout_length_at(step + 5000, random_steps=5000) for step in steps}
+    assert after == {step + 5000: length for step, length in lengths.items()}
+    assert cfg.rollout_length_at(30_999, random_steps=5000) == 1
+    assert MBPOConfig(rollout_length=(5,)).rollout_length_at(123_456, random_steps=5000) == 5
 
 
 def test_model_buffer_holds_retained_epochs_of_rollouts():
@@ -81,6 +86,7 @@ def test_model_buffer_holds_retained_epochs_of_rollouts():
         rollout_length=(1, 10, 1, 5),
     )
     assert cfg.model_buffer_size() == 2 * 4 * 400 * 5
+    assert [cfg.model_buffer_retained(length) for length in (1, 3)] == [2 * 4 * 400, 2 * 4 * 400 * 3]
 
 
 def test_termination_functions_exist_for_the_paper_envs_and_reject_others():
@@ -190,11 +196,15 @@ def test_mbpo_run_writes_model_and_rollout_diagnostics_and_follows_the_schedule(
         "train.csv",
     ]
     rollouts = pd.read_csv(out / "rollouts.csv")
-    # model phases at 100, 150, ..., 400; epoch = step // 100; length 1 + (epoch - 1) / 2 * 2, clipped to [1, 3]
+    # model phases at 100, 150, ..., 400; epoch = (step - 100 random steps) // 100;
+    # length 1 + (epoch - 1) / 2 * 2, clipped to [1, 3]
     assert rollouts.env_step.tolist() == list(range(100, 401, 50))
-    expected = {100: 1, 150: 1, 200: 2, 250: 2, 300: 3, 350: 3, 400: 3}
+    expected = {100: 1, 150: 1, 200: 1, 250: 1, 300: 2, 350: 2, 400: 3}
     assert dict(zip(rollouts.env_step, rollouts.rollout_length)) == expected
     assert (rollouts.kept == rollouts.started * rollouts.rollout_length).all()  # Pendulum never terminates
+    # the model buffer keeps one epoch (2 phases x 200 rollouts) at the current length live:
+    # 200 x length rows come in per phase; the capacity (length 3: 1200 rows) is not the limit
+    assert rollouts.model_buffer_size.tolist() == [200, 400, 400, 400, 800, 800, 1200]
     model = pd.read_csv(out / "model.csv")
     assert len(model) == len(rollouts) and (model.epochs <= 5).all()
     assert model.elites.str.split(";").map(len).eq(4).all()

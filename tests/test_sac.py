@@ -34,15 +34,23 @@ def make_batch(gen: torch.Generator) -> torch.Tensor:
     return torch.cat((obs, act, rew, nxt, term), dim=1)
 
 
-def test_log_prob_matches_torch_distributions_with_action_scale():
+def test_log_prob_is_of_the_squashed_action_whatever_the_action_scale():
     agent = make_agent()
     obs = torch.randn(B, OBS, generator=torch.Generator().manual_seed(1))
     sample = agent.sample(obs)
     dist = reference.policy(agent, agent.actor.params.clone(), obs)
-    expected = dist.log_prob(sample.action).sum(dim=1)
+    squashed = (sample.action - agent.action_bias) / agent.action_scale
+    expected = dist.log_prob(squashed).sum(dim=1)
     assert torch.allclose(sample.logp, expected, atol=2e-4, rtol=1e-4)
     assert (sample.action >= torch.tensor(LOW, dtype=torch.float32)).all()
     assert (sample.action <= torch.tensor(HIGH, dtype=torch.float32)).all()
+    # the same policy on a [-1, 1] action box: the same log p (the target entropy means one
+    # thing for every env, as in the original MBPO), actions differing by the scale only
+    unit = SAC(OBS, -np.ones(ACT), np.ones(ACT), agent.cfg, torch.device("cpu"), torch.Generator().manual_seed(0))
+    fresh = make_agent()  # the same initial weights and noise as `unit`, on the asymmetric box
+    unit_sample, fresh_sample = unit.sample(obs), fresh.sample(obs)
+    assert torch.equal(unit_sample.logp, fresh_sample.logp)
+    assert torch.equal(fresh.action_bias + fresh.action_scale * unit_sample.action, fresh_sample.action)
 
 
 def test_deterministic_action_is_squashed_mean():
