@@ -261,11 +261,13 @@ def test_a_read_only_out_is_one_line(small_mount):
 
 
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
-    """SIGINT while the interpreter imports torch/gymnasium, or later while training: one line."""
+    """SIGINT while the interpreter imports torch/gymnasium (at several points: an interrupt in
+    the middle of numpy's import once left it without `logical_or`, a traceback), or later while
+    training: one line."""
     import signal
     import time
 
-    for delay in (0.3, 6.0):
+    for delay in (0.1, 0.3, 0.6, 1.2, 6.0):
         proc = subprocess.Popen(
             [
                 sys.executable,
