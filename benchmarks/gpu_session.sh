@@ -5,14 +5,7 @@
 # Needs gymnasium and MuJoCo as wheels in .whl/ (that machine has no registry); results land in
 # $OUT/gpu.tar.gz (run files and logs, no checkpoints).
 set -u
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    >/dev/null 2>&1 || { echo "wheel install failed"; exit 1; }
-export PYTHONPATH=$PWD:/tmp/site
-R=$OUT/r
-mkdir -p "$R/logs"
-python3 -c "import torch, gymnasium, mujoco, platform; print(platform.python_version(), torch.__version__, gymnasium.__version__, mujoco.__version__, torch.cuda.get_device_name(), flush=True)" | tee "$R/env.txt"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$R/env.txt"
+source benchmarks/gpu_setup.sh
 
 echo "== paper-scale cost on CUDA (machine otherwise idle)"
 python3 benchmarks/paper_scale.py --device cuda --epochs 42.6 --repeat 3 2>&1 | tee "$R/paper_scale_cuda.txt"
