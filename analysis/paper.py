@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -181,12 +182,22 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation return (IQM)")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
     for ax in axes.ravel()[len(envs) :]:
         ax.set_visible(False)
-    fig.suptitle("MBPO vs SAC at the paper's settings (IQM, 95% bootstrap CI)")
+    fit_suptitle(fig, "MBPO vs SAC at the paper's settings (IQM, 95% bootstrap CI)")
     fig.tight_layout()
     return fig
+
+
+def fit_suptitle(fig: plt.Figure, text: str) -> None:
+    """The figure's title, wrapped onto as few lines as keep it inside the figure's width (one
+    panel is narrower than the title)."""
+    renderer = fig.canvas.get_renderer()
+    for lines in range(1, len(text.split()) + 1):
+        title = fig.suptitle(textwrap.fill(text, width=math.ceil(len(text) / lines)))
+        if title.get_window_extent(renderer).width <= 0.95 * fig.bbox.width:
+            return
 
 
 def length_label(variant: str) -> str:
@@ -215,7 +226,7 @@ def ablation_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, s
         ax.set_title(f"{env}: MBPO rollout length")
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation return (IQM)")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

@@ -130,3 +130,25 @@ def test_paper_command_bad_input_is_one_line(tmp_path):
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("n_envs", [1, 2, 5])
+def test_comparison_figure_keeps_its_title_and_panels_inside_the_figure(n_envs):
+    from analysis.paper import comparison_figure
+
+    envs = list(PAPER_ENVS)[:n_envs]
+    rows = [
+        {"env": env, "algo": algo, "variant": variant, "device": "cpu", "seed": seed, "env_step": step, "score": score}
+        for env in envs
+        for algo, variant, top in (("mbpo", "hpaper", 1000.0), ("sac", "utd1", 300.0))
+        for seed in range(3)
+        for step, score in ((0, 0.0), (500, top / 2 + seed), (1000, top - seed))
+    ]
+    fig = comparison_figure(pd.DataFrame(rows), {env: 1000 for env in envs}, points=4, samples=20, seed=0)
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    inside = [fig._suptitle, *(ax.title for ax in fig.axes if ax.get_visible())]
+    for text in inside:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1, text.get_text()
+    assert "MBPO vs SAC" in fig._suptitle.get_text()
