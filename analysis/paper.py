@@ -10,8 +10,10 @@ Writes:
 - `figures/paper_ablation.{png,pdf}`: Hopper (or whichever env has ablation runs), MBPO at every
   rollout length of the ablation plus the paper's schedule, as in the paper's rollout-length figure;
 - `tables/paper_returns.{csv,md}`: per env and algorithm, the IQM (95% CI) of the return at
-  fixed fractions of the env's MBPO budget, the number of runs, and the paper's approximate
-  value at the full budget (`PAPER_RETURNS`).
+  fixed fractions of the env's MBPO budget (`--fractions`), the number of runs, and the paper's
+  approximate value at the full budget (`PAPER_RETURNS`);
+- `tables/paper_seeds.{csv,md}`: every run's own return at the same steps and at its last
+  evaluation, so each IQM can be read back to its seeds.
 
 Curves are the runs' mean evaluation return per evaluation, linearly interpolated onto a grid of
 `--points` steps per budget; a run shorter than a grid point does not count there (the band and
@@ -49,7 +51,7 @@ PAPER_RETURNS: dict[str, dict[str, float]] = {
     "Ant": {"mbpo": 5700.0},
     "Humanoid": {"mbpo": 5000.0},
 }
-FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
+FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # the table's default steps, as fractions of each budget
 COMPARED = ("mbpo", "sac")
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_asymptote": _PALETTE[1]}
@@ -103,7 +105,9 @@ def compared_runs(scores: pd.DataFrame, env: str, algo: str) -> pd.DataFrame:
     return runs
 
 
-def returns_table(scores: pd.DataFrame, budget: dict[str, int], samples: int, seed: int) -> pd.DataFrame:
+def returns_table(
+    scores: pd.DataFrame, budget: dict[str, int], samples: int, seed: int, fractions: tuple[float, ...] = FRACTIONS
+) -> pd.DataFrame:
     """IQM (CI) at each fraction of each env's budget, per env and compared algorithm (the SAC
     asymptote at its own, longer budget only)."""
     rows = []
@@ -112,11 +116,11 @@ def returns_table(scores: pd.DataFrame, budget: dict[str, int], samples: int, se
             for variant, runs in compared_runs(scores, env, algo).groupby("variant", sort=True):
                 asym = algo == "sac_asymptote"
                 length = int(runs.env_step.max()) if asym else budget[env]
-                fractions = (1.0,) if asym else FRACTIONS
-                steps = [f * length for f in fractions]
+                at = (1.0,) if asym else fractions
+                steps = [f * length for f in at]
                 curve = iqm_curve(runs, np.array(steps), samples, seed).set_index("env_step")
                 row = {"env": env, "algo": algo, "variant": variant, "budget": length}
-                for fraction, step in zip(fractions, steps):
+                for fraction, step in zip(at, steps):
                     hit = curve.loc[int(step)] if int(step) in curve.index else None
                     key = f"at_{fraction:g}"
                     row[f"{key}_steps"] = int(step)
@@ -128,13 +132,13 @@ def returns_table(scores: pd.DataFrame, budget: dict[str, int], samples: int, se
     return pd.DataFrame(rows)
 
 
-def markdown(table: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> str:
     """The table as Markdown: one cell per fraction, `IQM (low, high) [runs]`."""
-    header = ["env", "algorithm", "budget", *(f"{f:g} x budget" for f in FRACTIONS), "paper, full budget"]
+    header = ["env", "algorithm", "budget", *(f"{f:g} x budget" for f in fractions), "paper, full budget"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
         cells = []
-        for f in FRACTIONS:
+        for f in fractions:
             key = f"at_{f:g}"
             if f"{key}_iqm" not in row or pd.isna(row.get(f"{key}_iqm")):
                 cells.append("")
@@ -144,6 +148,47 @@ def markdown(table: pd.DataFrame) -> str:
                 )
         paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
         lines.append("| " + " | ".join([row.env, label(row.algo, row.variant), str(row.budget), *cells, paper]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_table(scores: pd.DataFrame, budget: dict[str, int], fractions: tuple[float, ...] = FRACTIONS) -> pd.DataFrame:
+    """Every run's return at the table's steps (interpolated between evaluations like the curves;
+    empty past the run's end) and at its last evaluation: one row per run, in the table's order."""
+    rows = []
+    for env in sorted(budget, key=paper_order):
+        for algo in (*COMPARED, "sac_asymptote", "mbpo_ablation"):
+            group = scores[(scores.env == env) & (scores.algo == algo)]
+            for (variant, device, seed), run in group.groupby(["variant", "device", "seed"], sort=True):
+                run = run.sort_values("env_step")
+                length = int(run.env_step.max()) if algo == "sac_asymptote" else budget[env]
+                at = (1.0,) if algo == "sac_asymptote" else fractions
+                steps = np.array([f * length for f in at])
+                values = interpolate_curve(run.env_step.to_numpy(), run.score.to_numpy(), steps)
+                row = {"env": env, "algo": algo, "variant": variant, "device": device, "seed": seed, "budget": length}
+                for fraction, step, value in zip(at, steps, values):
+                    row[f"at_{fraction:g}_steps"] = int(step)
+                    row[f"at_{fraction:g}"] = float(value)
+                row["last_steps"] = int(run.env_step.iloc[-1])
+                row["last"] = float(run.score.iloc[-1])
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seeds_markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> str:
+    """The per-run table as Markdown: one cell per fraction, then the last evaluation `return
+    (at step)`."""
+    header = ["env", "algorithm", "device", "seed", "budget", *(f"{f:g} x budget" for f in fractions), "last"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = ["" if pd.isna(row.get(f"at_{f:g}")) else f"{row[f'at_{f:g}']:.0f}" for f in fractions]
+        last = f"{row['last']:.0f} ({row['last_steps']})"
+        lines.append(
+            "| "
+            + " | ".join(
+                [row.env, label(row.algo, row.variant), row.device, str(row.seed), str(row.budget), *cells, last]
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -239,15 +284,26 @@ def save_figure(fig: plt.Figure, out: Path, name: str) -> None:
     plt.close(fig)
 
 
-def make(run_dirs: list[Path], tables: Path, figures: Path, points: int, samples: int, seed: int) -> pd.DataFrame:
+def make(
+    run_dirs: list[Path],
+    tables: Path,
+    figures: Path,
+    points: int,
+    samples: int,
+    seed: int,
+    fractions: tuple[float, ...] = FRACTIONS,
+) -> pd.DataFrame:
     scores = run_scores(load_runs(run_dirs))
     comparison = scores[scores.algo.isin([*COMPARED, "sac_asymptote"])]
     if comparison.empty:
         raise PaperError("no mbpo, sac or sac_asymptote runs among the runs given")
     budget = budgets(scores)
-    table = returns_table(scores, budget, samples, seed)
+    table = returns_table(scores, budget, samples, seed, fractions)
     write_atomic(tables / "paper_returns.csv", table.to_csv(index=False))
-    write_atomic(tables / "paper_returns.md", markdown(table))
+    write_atomic(tables / "paper_returns.md", markdown(table, fractions))
+    per_run = seeds_table(scores, budget, fractions)
+    write_atomic(tables / "paper_seeds.csv", per_run.to_csv(index=False))
+    write_atomic(tables / "paper_seeds.md", seeds_markdown(per_run, fractions))
     sns.set_theme(style="whitegrid", palette="colorblind")
     save_figure(comparison_figure(comparison, budget, points, samples, seed), figures, "paper_comparison")
     save_figure(ablation_figure(scores, budget, points, samples, seed), figures, "paper_ablation")
@@ -262,15 +318,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=50, help="grid points per budget on the curves (default 50)")
     parser.add_argument("--bootstrap-samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="the bootstrap's generator seed")
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=list(FRACTIONS),
+        metavar="F",
+        help="the tables' steps as fractions of each env's budget, each in (0, 1] (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.points < 1 or args.bootstrap_samples < 10:
         parser.error("--points must be >= 1 and --bootstrap-samples >= 10")
+    bad = [f for f in args.fractions if not 0 < f <= 1]
+    if bad:
+        parser.error(f"--fractions must each be in (0, 1], got {bad[0]:g}")
+    fractions = tuple(sorted(set(args.fractions)))
     try:
-        table = make(args.runs, args.tables, args.figures, args.points, args.bootstrap_samples, args.seed)
+        table = make(args.runs, args.tables, args.figures, args.points, args.bootstrap_samples, args.seed, fractions)
     except (RunFolderError, PaperError, OSError, ValueError) as exc:
         print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
-    print(markdown(table), end="")
+    print(markdown(table, fractions), end="")
+    print(f"\nEvery run: {args.tables / 'paper_seeds.md'}")
     return 0
 
 

@@ -101,11 +101,14 @@ def test_smoke_pipeline_draws_every_figure_table_and_report(tmp_path):
     assert table.at_1_iqm.notna().all()
     hopper = table[(table.env == "Hopper-v5") & (table.algo == "mbpo")].iloc[0]
     assert hopper.paper_at_budget == 3300 and hopper.budget == 300
+    per_run = pd.read_csv(out / "tables" / "paper_seeds.csv")
+    assert len(per_run) == len(list((out / "runs").glob("*/*/*/*/seed*"))) and per_run["last"].notna().all()
     report = tmp_path / "report.html"
     result = subprocess.run([*cmd, "--report", str(report)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text()
     assert "paper_comparison.png" in html and "paper_ablation.png" in html and "paper_returns.csv" in html
+    assert "paper_seeds.csv" in html
 
 
 def test_paper_command_bad_input_is_one_line(tmp_path):
@@ -152,3 +155,57 @@ def test_comparison_figure_keeps_its_title_and_panels_inside_the_figure(n_envs):
         extent = text.get_window_extent(renderer)
         assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1, text.get_text()
     assert "MBPO vs SAC" in fig._suptitle.get_text()
+
+
+def test_tables_give_the_iqm_and_every_seed_at_the_chosen_fractions():
+    from analysis.paper import markdown, returns_table, seeds_markdown, seeds_table
+
+    # three MBPO seeds evaluated every 100 steps to 1000 (seed 2 stops at 400), two SAC seeds
+    rows = [
+        {"env": "Hopper-v5", "algo": "mbpo", "variant": "hpaper", "device": "cpu", "seed": seed, "env_step": step}
+        | {"score": 10.0 * step / 100 + seed}
+        for seed in range(3)
+        for step in range(0, 1001 if seed < 2 else 401, 100)
+    ] + [
+        {"env": "Hopper-v5", "algo": "sac", "variant": "utd1", "device": "cpu", "seed": seed, "env_step": step}
+        | {"score": float(step if step < 500 else 500 * (seed + 1))}
+        for seed in range(2)
+        for step in (0, 500, 1000)
+    ]
+    scores = pd.DataFrame(rows)
+    fractions = (0.25, 0.5, 1.0)
+    per_run = seeds_table(scores, {"Hopper-v5": 1000}, fractions)
+    assert list(zip(per_run.algo, per_run.seed)) == [("mbpo", 0), ("mbpo", 1), ("mbpo", 2), ("sac", 0), ("sac", 1)]
+    assert per_run["at_0.25_steps"].tolist() == [250] * 5 and per_run["at_1_steps"].tolist() == [1000] * 5
+    # 250 steps lies between two evaluations: interpolated (mbpo seed 0: 25; sac seed 1: half of 1000)
+    assert per_run["at_0.25"].tolist() == [25.0, 26.0, 27.0, 250.0, 500.0]
+    assert per_run["at_0.5"].tolist()[:2] == [50.0, 51.0] and pd.isna(per_run["at_0.5"].iloc[2])
+    assert per_run["at_1"].iloc[[0, 1, 3, 4]].tolist() == [100.0, 101.0, 500.0, 1000.0]
+    assert pd.isna(per_run["at_1"].iloc[2])  # seed 2 never got there: empty, not extrapolated
+    assert per_run["last"].tolist() == [100.0, 101.0, 42.0, 500.0, 1000.0]
+    assert per_run.last_steps.tolist() == [1000, 1000, 400, 1000, 1000]
+
+    table = returns_table(scores, {"Hopper-v5": 1000}, samples=50, seed=0, fractions=fractions)
+    mbpo = table[table.algo == "mbpo"].iloc[0]
+    assert (mbpo["at_0.25_steps"], mbpo["at_0.5_steps"], mbpo["at_1_steps"]) == (250, 500, 1000)
+    assert (mbpo["at_0.25_runs"], mbpo["at_0.5_runs"], mbpo["at_1_runs"]) == (3, 2, 2)
+    assert mbpo["at_0.25_iqm"] == pytest.approx(26.0)  # the IQM of 25, 26, 27
+
+    text = seeds_markdown(per_run, fractions)
+    assert "| 0.25 x budget | 0.5 x budget | 1 x budget | last |" in text
+    assert "| Hopper-v5 | MBPO (hpaper) | cpu | 2 | 1000 | 27 |  |  | 42 (400) |" in text
+    assert "| 0.25 x budget | 0.5 x budget | 1 x budget | paper, full budget |" in markdown(table, fractions)
+
+
+def test_paper_command_refuses_fractions_outside_zero_to_one(tmp_path):
+    for bad in ("0", "1.5", "nan", "x"):
+        result = subprocess.run(
+            [sys.executable, "-m", "analysis.paper", "--runs", str(tmp_path), "--tables", str(tmp_path / "t")]
+            + ["--figures", str(tmp_path / "f"), "--fractions", "0.5", bad],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        assert result.returncode == 2 and "--fractions" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

@@ -50,7 +50,7 @@ rule figures:
 rule paper_figures:
     input:
         expand(f"{OUT}/figures/paper_{{name}}.{{ext}}", name=["comparison", "ablation"], ext=["png", "pdf"]),
-        f"{OUT}/tables/paper_returns.md",
+        expand(f"{OUT}/tables/paper_{{name}}.md", name=["returns", "seeds"]),
 
 
 rule paper:
@@ -63,6 +63,8 @@ rule paper:
         pdfs=expand(f"{OUT}/figures/paper_{{name}}.pdf", name=["comparison", "ablation"]),
         table=report(f"{OUT}/tables/paper_returns.csv", caption="../report/paper_table.rst", category="Paper"),
         markdown=f"{OUT}/tables/paper_returns.md",
+        seeds=report(f"{OUT}/tables/paper_seeds.csv", caption="../report/paper_seeds.rst", category="Paper"),
+        seeds_markdown=f"{OUT}/tables/paper_seeds.md",
     conda:
         "../envs/mbpo.yaml"
     log:
@@ -73,5 +75,7 @@ rule paper:
         tables=lambda wildcards, output: Path(output.table).parent,
         figures=lambda wildcards, output: Path(output.comparison).parent,
         bootstrap=lambda wildcards: config["analysis"]["bootstrap_samples"],
+        fractions=lambda wildcards: " ".join(str(f) for f in config["analysis"]["paper_fractions"]),
     shell:
-        "{params.python} -m analysis.paper --runs {params.runs:q} --tables {params.tables:q} --figures {params.figures:q} --bootstrap-samples {params.bootstrap} > {log:q} 2>&1"
+        "{params.python} -m analysis.paper --runs {params.runs:q} --tables {params.tables:q} --figures {params.figures:q} "
+        "--bootstrap-samples {params.bootstrap} --fractions {params.fractions} > {log:q} 2>&1"
