@@ -13,7 +13,7 @@ import shlex
 import sys
 import typing
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -36,27 +36,11 @@ from mbpo.record import (
 from mbpo.seeding import make_generators
 from mbpo.termination import termination_fn
 from mbpo.train import Trainer, TrainingDiverged
+from mbpo.usage import EXIT_USAGE, ArgumentError, UsageError
+from mbpo.usage import OneLineParser as _Parser
 
-EXIT_USAGE = 2
 NON_CONFIG_ARGS = ("command", "out", "overwrite", "quiet", "checkpoint_interval")
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped on request after saving a checkpoint
-
-
-class UsageError(Exception):
-    """Bad input: reported as one line, exit status 2."""
-
-
-class ArgumentError(ValueError):
-    """Arguments that `python -m mbpo train` would refuse (see `config_from_args`)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    raise_errors = False  # set on a parser used as a library (config_from_args): raise, do not exit
-
-    def error(self, message: str) -> NoReturn:
-        if self.raise_errors:
-            raise ArgumentError(message)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
