@@ -11,7 +11,9 @@ A run is identified by (env, algo, variant, device, seed), which is also its fol
 from __future__ import annotations
 
 import functools
+import math
 import re
+from pathlib import PurePosixPath
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,15 +60,29 @@ def check_yaml(path: str) -> None:
 
 def check_schema(config: dict[str, Any], schema_path: str) -> None:
     """ExperimentError with one line naming the first field that breaks the schema (Snakemake's
-    own validation prints schema fragments over many lines)."""
+    own validation prints schema fragments over many lines), or the first number that is not
+    finite (JSON schema's bounds let NaN through: every comparison with it is false)."""
     import jsonschema
     import yaml
 
+    check_finite(config)
     schema = yaml.safe_load(open(schema_path))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
         raise ExperimentError(f"{where or 'config'}: {error.message}")
+
+
+def check_finite(value: Any, where: str = "") -> None:
+    """ExperimentError naming the first NaN or infinite number in a config (no setting takes one)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_finite(item, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ExperimentError(f"{where or 'config'}: {value} is not a finite number")
 
 
 def numbers_from_command_line(value: Any) -> Any:
@@ -137,8 +153,20 @@ def runs(config: dict[str, Any]) -> list[Run]:
         stray = sorted(set(spec.get("envs", [])) - set(config["envs"]))
         if stray:
             raise ExperimentError(f"algorithms.{algo}.envs: {', '.join(stray)} not in envs")
+        total = spec.get("total_steps")
+        stray = sorted(set(total) - set(config["envs"])) if isinstance(total, dict) else []
+        if stray:
+            raise ExperimentError(f"algorithms.{algo}.total_steps: {', '.join(stray)} not in envs")
+        lengths = {str(length) for length in spec.get("rollout_lengths", [])}
+        stray = sorted(set(map(str, spec.get("variant_options", {}))) - lengths)
+        if stray:
+            raise ExperimentError(
+                f"algorithms.{algo}.variant_options: {', '.join(stray)} not among its rollout_lengths"
+            )
     devices = resolve_devices(config["devices"])
     output = config.get("output", DEFAULT_OUTPUT)
+    if ".." in PurePosixPath(output).parts:
+        raise ExperimentError(f"output: {output!r} leaves the working directory ('..' is not allowed)")
     planned = [
         Run(env, algo, variant, device, seed, output)
         for env in config["envs"]
@@ -165,6 +193,20 @@ def check_args(where: str, args: list[str]) -> None:
         config_from_args(args)
     except ArgumentError as exc:
         raise ExperimentError(f"{where}: {exc}") from None
+
+
+_SHARED_FLAGS = {
+    "preset": "is the algorithm's own field (preset)",
+    "total_steps": "is the algorithm's own field (total_steps)",
+    "eval_every": "comes from evaluation.every",
+    "eval_episodes": "comes from evaluation.episodes",
+}
+# `options` that would contradict what the run's folder says it is (the variant), its budget or
+# the evaluation every run shares: refused at planning time, naming the field to use instead
+IDENTITY_FLAGS = {
+    "mbpo": {**_SHARED_FLAGS, "rollout_length": "is the variant: list it in rollout_lengths"},
+    "sac": {**_SHARED_FLAGS, "updates_per_step": "is the variant: set the algorithm's own updates_per_step"},
+}
 
 
 def _cli_value(value: Any) -> str:
@@ -203,9 +245,15 @@ def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device
     if trainer(algo) == "mbpo":
         if variant != PAPER_VARIANT:
             args += ["--rollout-length", rollout_length(variant)]
-        options.update(spec.get("variant_options", {}).get(rollout_length(variant), {}))
+        per_length = {
+            str(length): extra for length, extra in spec.get("variant_options", {}).items()
+        }  # YAML: 500 or "500"
+        options.update(per_length.get(rollout_length(variant), {}))
     else:
         args += ["--updates-per-step", str(updates_per_step(variant))]
+    for key in options:  # the run's identity and budget come from their own fields, never an option
+        if key in IDENTITY_FLAGS[trainer(algo)]:
+            raise ExperimentError(f"algorithms.{algo}.options: {key} {IDENTITY_FLAGS[trainer(algo)][key]}")
     for key, value in options.items():
         if isinstance(value, bool):
             args.append("--" + ("" if value else "no-") + key.replace("_", "-"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -123,3 +125,60 @@ def test_command_line_strings_become_numbers_where_they_are_numbers():
 def test_the_schema_allows_exactly_the_algorithms_the_identity_module_names():
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert set(schema["properties"]["algorithms"]["properties"]) == set(ALGORITHMS)
+
+
+def with_algo(algo: str, **fields) -> dict:
+    return {**CONFIG, "algorithms": {algo: {**CONFIG["algorithms"][algo], **fields}}}
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        # an option that would make the folder's label, the budget or the evaluation lie
+        (with_algo("sac", options={"updates_per_step": 5}), "algorithms.sac.options: updates_per_step is the variant"),
+        (with_algo("mbpo", options={"rollout_length": 5}), "algorithms.mbpo.options: rollout_length is the variant"),
+        (with_algo("mbpo", variant_options={"1": {"rollout_length": 3}}), "options: rollout_length is the variant"),
+        (with_algo("sac", options={"total_steps": 100}), "algorithms.sac.options: total_steps is the algorithm's own"),
+        (with_algo("sac", options={"preset": "seed"}), "algorithms.sac.options: preset is the algorithm's own"),
+        (with_algo("mbpo", options={"eval_every": 5}), "algorithms.mbpo.options: eval_every comes from evaluation"),
+        # fields that name what does not exist
+        (with_algo("sac", total_steps={"Hopper-v5": 100}), "algorithms.sac.total_steps: Hopper-v5 not in envs"),
+        (with_algo("mbpo", variant_options={"7": {"rollout_batch_size": 8}}), "variant_options: 7 not among its"),
+        ({**CONFIG, "output": "results/../../elsewhere"}, "output: 'results/../../elsewhere' leaves the working"),
+    ],
+)
+def test_configs_that_would_mislabel_or_misplace_runs_are_refused(config, message):
+    with pytest.raises(ExperimentError, match=re.escape(message)):
+        runs(config)
+
+
+def test_an_option_that_is_not_the_variant_is_passed_on():
+    mbpo = train_args(with_algo("mbpo", options={"updates_per_step": 3}), "Pendulum-v1", "mbpo", "h1", "cpu", 0)
+    assert mbpo[mbpo.index("--updates-per-step") + 1] == "3"  # MBPO's variant is its rollout length
+    for key in (1, "1"):  # YAML's unquoted 1 and quoted "1" name the same rollout length
+        mbpo = train_args(
+            with_algo("mbpo", variant_options={key: {"rollout_batch_size": 8}}), "Pendulum-v1", "mbpo", "h1", "cpu", 0
+        )
+        assert mbpo[mbpo.index("--rollout-batch-size") + 1] == "8"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"analysis": {"budget": 10, "threshold": math.nan, "grid": 5}}, "analysis.threshold: nan is not a finite"),
+        ({"evaluation": {"episodes": 3, "every": math.inf}}, "evaluation.every: inf is not a finite number"),
+        (
+            {"algorithms": {"sac": {"options": {"checkpoint_interval": -5}}}},
+            "algorithms.sac.options.checkpoint_interval: -5 is less than the minimum of 0",
+        ),
+        ({"algorithms": {"sac": {"options": {"help": True}}}}, "algorithms.sac.options: 'help' should not be valid"),
+    ],
+)
+def test_the_schema_check_refuses_what_no_run_could_use(change, message):
+    config = {**CONFIG, "analysis": {"budget": 10, "threshold": 0.0, "grid": 5}, **change}
+    with pytest.raises(ExperimentError, match=re.escape(message)):
+        experiment.check_schema(config, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    experiment.check_schema(
+        {**CONFIG, "analysis": {"budget": 10, "threshold": 0.0, "grid": 5}},
+        ROOT / "workflow" / "schemas" / "config.schema.yaml",
+    )
