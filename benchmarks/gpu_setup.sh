@@ -3,7 +3,7 @@
 # contents come back as a tarball) and records the software and the GPU in $R/env.txt.
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    >/dev/null 2>&1 || { echo "wheel install failed (are the wheels in .whl/ carried?)"; exit 1; }
+    >/dev/null 2>&1 || { echo "wheel install failed: fill .whl/ with bash benchmarks/gpu_wheels.sh and carry it"; exit 1; }
 export PYTHONPATH=$PWD:/tmp/site
 R=$OUT/r
 mkdir -p "$R/logs"
