@@ -1,6 +1,6 @@
 """Figures from the aggregated tables (PNG and PDF), with one colour per algorithm everywhere.
 
-    python -m analysis.figures --tables results/tables --out results/figures [--threshold -300]
+    python -m analysis.figures [--tables results/tables] [--out results/figures]
 
 - `sample_efficiency`: IQM return vs env steps with bootstrap confidence bands, a panel per env;
 - `rollout_ablation`: MBPO's return at the budget and area under the curve vs rollout length,
@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis.identity import label, rollout_label, rollout_order  # noqa: E402
 from analysis.runs import error_line  # noqa: E402
+from mbpo.usage import OneLineParser  # noqa: E402
 
 
 _PALETTE = sns.color_palette("colorblind")
@@ -167,7 +167,7 @@ def save(fig: plt.Figure, out: Path, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.figures", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
     parser.add_argument("--out", type=Path, default=Path("results/figures"))
     args = parser.parse_args(argv)

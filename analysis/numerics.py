@@ -18,7 +18,6 @@ digit, then everywhere, as training amplifies it) and only the statistical verdi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -29,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from mbpo.usage import OneLineParser
 
 FINGERPRINT_VERSION = 1
 SAC_UPDATES = 6
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.regress import RegressError
     from analysis.runs import RunFolderError, error_line
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.numerics", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.numerics", description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=Path, default=Path("results/reference"))
     args = parser.parse_args(argv)
     try:

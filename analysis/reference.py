@@ -13,7 +13,6 @@ commit the folder: the reference changes only through this command and a commit 
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -29,6 +28,7 @@ import yaml
 from analysis.numerics import fingerprints, group_configs
 from analysis.regress import PROVENANCE, RUN_FILES, RegressError, find_runs, run_metrics
 from analysis.runs import RunFolderError, error_line, metadata
+from mbpo.usage import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,13 +123,15 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.reference", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.reference", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "ci.yaml", help="the CI experiment")
     parser.add_argument("--cores", default="all", help="snakemake --cores (default: %(default)s)")
     parser.add_argument("--to", type=Path, default=ROOT / "results" / "reference", help="reference folder")
     parser.add_argument("--no-run", action="store_true", help="use the config's finished runs as they are")
     parser.add_argument("--allow-dirty", action="store_true", help="accept uncommitted changes (recorded as dirty)")
     args = parser.parse_args(argv)
+    if args.cores != "all" and not (args.cores.isdigit() and int(args.cores) >= 1):
+        parser.error(f"--cores must be 'all' or a number >= 1, got {args.cores!r}")
     try:
         config = args.config.resolve()
         if not config.is_file():
