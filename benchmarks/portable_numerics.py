@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from mbpo.usage import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from common import require
+
 from mbpo.usage import OneLineParser
 
 STEPS_PER_EPISODE = 200  # Pendulum-v1's time limit
