@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -236,8 +237,20 @@ def test_reference_build_records_provenance_and_refuses_runs_of_other_code(tmp_p
     target = tmp_path / "reference"
     target.mkdir()
     (target / "stale").write_text("old reference")
+    (target / "reference.json").write_text("{}")  # a previous reference: replaced whole
+    for sibling in ("reference.new", "reference.old"):  # a user's folders beside it: never touched
+        (tmp_path / sibling).mkdir()
+        (tmp_path / sibling / "mine").write_text("x")
     info = reference.build(output, config, target, "a" * 40, False, "python -m analysis.reference")
     assert not (target / "stale").exists() and (target / "tables" / "summary.md").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ci",
+        "ci.yaml",
+        "reference",
+        "reference.new",
+        "reference.old",
+    ]
+    assert all((tmp_path / sibling / "mine").is_file() for sibling in ("reference.new", "reference.old"))
     assert (target / "config.yaml").read_text() == "seeds: [0]\n"
     saved = json.loads((target / "reference.json").read_text())
     assert saved == json.loads(json.dumps(info)) and saved["git_revision"] == "a" * 40 and saved["runs"] == 16
@@ -455,3 +468,59 @@ def test_a_field_added_since_the_reference_takes_its_default(tmp_path):
         }
         (folder / "metadata.json").write_text(_json.dumps(meta))
     assert comparable_config(old) == comparable_config(new) != comparable_config(other)
+
+
+def stamped_output(root: Path, revision: str) -> Path:
+    """A pipeline output folder whose runs say they were made by `revision`."""
+    output = make_set(root, seeds=range(3), groups=(("sac", "utd1"),))
+    for meta_path in (output / "runs").rglob("metadata.json"):
+        meta = json.loads(meta_path.read_text())
+        meta.update(git_revision=revision, git_dirty=False)
+        meta_path.write_text(json.dumps(meta))
+    return output
+
+
+def test_reference_never_replaces_a_folder_that_is_not_a_reference(tmp_path):
+    """`--to` an existing folder of the user's (or one holding the runs) is refused, its files kept."""
+    from analysis import reference
+
+    output = stamped_output(tmp_path / "out", "a" * 40)
+    config = tmp_path / "ci.yaml"
+    config.write_text("seeds: [0]\n")
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "precious.txt").write_text("results")
+    (victim / "sub" / "more.txt").write_text("more")
+    (tmp_path / "a-file").write_text("x")
+    refused = {
+        victim: "is a folder that is not a reference (no reference.json)",
+        output: "holds the runs' output folder",
+        tmp_path: "holds the runs' output folder",
+        output / "runs" / "reference": "is inside the runs' folder",
+        tmp_path / "a-file": "exists and is not a folder",
+    }
+    for target, why in refused.items():
+        with pytest.raises(regress.RegressError, match=re.escape(why)):
+            reference.build(output, config, target, "a" * 40, False, "python -m analysis.reference")
+    assert (victim / "precious.txt").read_text() == "results" and (victim / "sub" / "more.txt").read_text() == "more"
+    assert (tmp_path / "a-file").read_text() == "x" and len(list((output / "runs").rglob("eval.csv"))) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ci.yaml", "out", "victim"]  # no temporaries left
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reference.build(output, config, empty, "a" * 40, False, "python -m analysis.reference")
+    assert (empty / "reference.json").is_file()
+
+
+def test_reference_command_refuses_a_user_folder_in_one_line(tmp_path, capsys):
+    from analysis import reference
+
+    output = stamped_output(tmp_path / "out", "a" * 40)
+    config = tmp_path / "refcfg.yaml"
+    config.write_text(f"output: {output}\n")
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "precious.txt").write_text("results")
+    code = reference.main(["--no-run", "--config", str(config), "--to", str(victim)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a reference" in err, err
+    assert (victim / "precious.txt").read_text() == "results" and (victim / "sub").is_dir()
