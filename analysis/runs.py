@@ -68,11 +68,18 @@ def metadata(run_dir: Path) -> dict:
         raise RunFolderError(f"{meta_path} is not a JSON object")
     if meta.get("status") != "complete":
         raise RunFolderError(f"{run_dir} is not a complete run (status {meta.get('status')!r} in {METADATA_FILE})")
-    for key, kind in (("env", str), ("algo", str), ("device", str), ("seed", int)):
+    for key, kind, what in (
+        ("env", str, "a string"),
+        ("algo", str, "a string"),
+        ("device", str, "a string"),
+        ("seed", int, "an integer"),
+    ):
         if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-            raise RunFolderError(f"{meta_path}: {key!r} is {meta.get(key)!r}, expected a {kind.__name__}")
-    if "config" in meta and not isinstance(meta["config"], dict):
-        raise RunFolderError(f"{meta_path}: 'config' is not an object")
+            raise RunFolderError(f"{meta_path}: {key!r} is {meta.get(key)!r}, expected {what}")
+    # the readers look inside the config's sections (`run`: the evaluations the run must hold)
+    config = meta.get("config", {})
+    if not isinstance(config, dict) or not all(isinstance(section, dict) for section in config.values()):
+        raise RunFolderError(f"{meta_path}: 'config' is not an object of sections")
     return meta
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import aggregate, figures, summary
+from analysis import aggregate, figures, paper, summary
 
 
 def make_run(
@@ -207,8 +207,16 @@ CORRUPTIONS = {
     "metadata.json seed a string": lambda run: garble(
         run, "metadata.json", json.dumps({**json.loads((run / "metadata.json").read_text()), "seed": "0"})
     ),
+    "metadata.json config.run a string": lambda run: rewrite_meta(run, config={"run": "x"}),
+    "metadata.json config a list": lambda run: rewrite_meta(run, config=[]),
+    "metadata.json seed true": lambda run: rewrite_meta(run, seed=True),
+    "metadata.json env a number": lambda run: rewrite_meta(run, env=1),
     "folder missing": lambda run: run.with_name("seed9"),
 }
+
+
+def rewrite_meta(run: Path, **fields) -> Path:
+    return garble(run, "metadata.json", json.dumps({**json.loads((run / "metadata.json").read_text()), **fields}))
 
 
 @pytest.fixture()
@@ -217,14 +225,17 @@ def three_runs(tmp_path):
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
-@pytest.mark.parametrize("command", ["summary", "aggregate"])
+@pytest.mark.parametrize("command", ["summary", "aggregate", "paper"])
 def test_bad_run_files_are_one_line_naming_the_file(three_runs, tmp_path, capsys, corruption, command):
     named = CORRUPTIONS[corruption](three_runs[0])
     runs = [named if corruption == "folder missing" else three_runs[0], *three_runs[1:]]
     if command == "summary":
         code = summary.main([*map(str, runs)])
-    else:
+    elif command == "aggregate":
         code = aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 400))
+    else:
+        tables, figures = str(tmp_path / "paper" / "tables"), str(tmp_path / "paper" / "figures")
+        code = paper.main(["--runs", *map(str, runs), "--tables", tables, "--figures", figures])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert str(named) in err
@@ -267,3 +278,12 @@ def test_figures_answer_bad_tables_with_one_line(three_runs, tmp_path, capsys, d
     assert figures.main(["--tables", str(tables), "--out", str(tmp_path / "figures")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and str(target) in err, err
+
+
+def test_metadata_type_errors_say_what_was_expected(three_runs, capsys):
+    rewrite_meta(three_runs[0], seed="0")
+    assert summary.main([str(three_runs[0])]) == 2
+    assert "'seed' is '0', expected an integer" in capsys.readouterr().err
+    rewrite_meta(three_runs[0], seed=0, config={"run": "x"})
+    assert summary.main([str(three_runs[0])]) == 2
+    assert "'config' is not an object of sections" in capsys.readouterr().err
