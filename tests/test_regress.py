@@ -524,3 +524,37 @@ def test_reference_command_refuses_a_user_folder_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "not a reference" in err, err
     assert (victim / "precious.txt").read_text() == "results" and (victim / "sub").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("{not json", "reference.json is not valid JSON"),
+        ("[1, 2]", "reference.json is not a JSON object (a list)"),
+        ('{"numerics_fingerprint": [1]}', "'numerics_fingerprint' is not an object of group: fingerprint"),
+        ('{"numerics_fingerprint": {"a/b/c/cpu": 1}}', "'numerics_fingerprint' is not an object of group: fingerprint"),
+    ],
+)
+def test_numerics_says_what_is_wrong_with_an_unreadable_reference_json(tmp_path, capsys, text, said):
+    from analysis import numerics
+
+    reference = make_set(tmp_path / "reference", seeds=range(1), groups=(("sac", "utd1"),))
+    (reference / "reference.json").write_text(text)
+    with pytest.raises(numerics.NumericsError, match=re.escape(said)):
+        numerics.byte_identical_possible(reference)
+    assert numerics.main(["--reference", str(reference)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and said in err and "records no numerics fingerprint" not in err, err
+
+
+def test_numerics_names_a_run_whose_config_has_no_env(tmp_path, capsys):
+    from analysis import numerics
+
+    reference = make_set(tmp_path / "reference", seeds=range(1), groups=(("sac", "utd1"),))
+    meta_path = next((reference / "runs").rglob("metadata.json"))
+    meta = json.loads(meta_path.read_text())
+    meta["config"] = {"sac": {}}
+    meta_path.write_text(json.dumps(meta))
+    assert numerics.main(["--reference", str(reference)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'config' records no run.env" in err and str(meta_path) in err, err
