@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.identity import label, rollout_label, rollout_order  # noqa: E402
+from analysis.identity import GROUP, VariantError, label, rollout_label, rollout_order  # noqa: E402
 from analysis.runs import error_line  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
 
@@ -138,9 +138,10 @@ TABLE_COLUMNS = {
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    """A table written by analysis.aggregate, with the columns the figures use."""
+    """A table written by analysis.aggregate, with the columns the figures use; the identity
+    columns as text whatever they hold (a variant `1` is the text "1", not a number)."""
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={c: str for c in GROUP})
     except FileNotFoundError:
         raise TableError(f"{path} is missing (run analysis.aggregate first)") from None
     except pd.errors.EmptyDataError:
@@ -153,9 +154,22 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     if table.empty:
         raise TableError(f"{path} has no rows")
     for column in columns:
-        if column not in ("env", "algo", "variant", "device") and not pd.api.types.is_numeric_dtype(table[column]):
+        if column in GROUP:
+            if table[column].isna().any():
+                raise TableError(f"{path} line {int(table[column].isna().argmax()) + 2}: no {column}")
+        elif not pd.api.types.is_numeric_dtype(table[column]):
             raise TableError(f"{path}: column {column} holds non-numbers")
     return table
+
+
+def check_rollout_variants(summary: pd.DataFrame, path: Path) -> None:
+    """Every MBPO row's variant is a rollout length the ablation figure can place (before any
+    figure is written)."""
+    for variant in summary[summary.algo == "mbpo"].variant:
+        try:
+            rollout_order(variant)
+        except VariantError as exc:
+            raise TableError(f"{path}: {exc}") from None
 
 
 def save(fig: plt.Figure, out: Path, name: str) -> None:
@@ -173,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         curves, summary, evaluations = (read_table(args.tables / name, TABLE_COLUMNS[name]) for name in TABLE_COLUMNS)
+        check_rollout_variants(summary, args.tables / "summary.csv")
     except (TableError, OSError) as exc:
         print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2

@@ -287,3 +287,27 @@ def test_metadata_type_errors_say_what_was_expected(three_runs, capsys):
     rewrite_meta(three_runs[0], seed=0, config={"run": "x"})
     assert summary.main([str(three_runs[0])]) == 2
     assert "'config' is not an object of sections" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant", ["bogus", "1", "h1-2", "h"])
+def test_figures_name_an_mbpo_variant_that_is_no_rollout_length(three_runs, tmp_path, capsys, variant):
+    tables = tmp_path / "tables"
+    assert aggregate.main(aggregate_args(three_runs, tmp_path, tables, 400)) == 0
+    capsys.readouterr()
+    summary_csv = tables / "summary.csv"
+    summary_csv.write_text(summary_csv.read_text().replace("Pendulum-v1,sac,utd1", f"Pendulum-v1,mbpo,{variant}"))
+    assert figures.main(["--tables", str(tables), "--out", str(tmp_path / "figures")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(summary_csv) in err and f"'{variant}'" in err, err
+    assert not (tmp_path / "figures").exists()  # checked before any figure is written
+
+
+def test_figures_read_identity_columns_as_text(three_runs, tmp_path, capsys):
+    """A variant (or device) that looks like a number is still a name: `1` is plotted, not len()-ed."""
+    tables = tmp_path / "tables"
+    assert aggregate.main(aggregate_args(three_runs, tmp_path, tables, 400)) == 0
+    for name in ("curves.csv", "summary.csv", "evaluations.csv"):
+        (tables / name).write_text((tables / name).read_text().replace(",utd1,", ",1,"))
+    assert figures.main(["--tables", str(tables), "--out", str(tmp_path / "figures")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "figures" / "sample_efficiency.png").is_file()
+    assert (figures.read_table(tables / "summary.csv", figures.TABLE_COLUMNS["summary.csv"]).variant == "1").all()
