@@ -216,7 +216,20 @@ def train_seconds_per_env_step(run_dir: Path) -> float:
 
 
 def error_line(exc: BaseException) -> str:
-    """One line for an error: an OSError names its file and says what went wrong."""
+    """One line for an error: an OSError names its file and says what went wrong; where a file
+    stands in the way of a folder to be made or entered, it names that file."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
+        blocker = _file_in_the_way(Path(exc.filename))
+        if blocker is not None:
+            return f"{blocker}: is a file, not a directory"
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first component of `path` (itself included) that exists and is not a directory."""
+    for part in (*reversed(path.parents), path):
+        if part.exists() and not part.is_dir():
+            return part
+    return None

@@ -245,7 +245,7 @@ def test_aggregate_bad_options_and_outputs_are_one_line(three_runs, tmp_path, ca
     (tmp_path / "a-file").write_text("x")
     assert aggregate.main(aggregate_args(three_runs, tmp_path, tmp_path / "a-file", 400)) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "a-file" in err
+    assert len(err.strip().splitlines()) == 1 and "a-file: is a file, not a directory" in err
     with pytest.raises(SystemExit) as exc:
         aggregate.main(aggregate_args(three_runs, tmp_path, tmp_path / "t", 400, 0))
     assert exc.value.code == 2 and "--grid must be > 0" in capsys.readouterr().err
@@ -311,3 +311,23 @@ def test_figures_read_identity_columns_as_text(three_runs, tmp_path, capsys):
     assert figures.main(["--tables", str(tables), "--out", str(tmp_path / "figures")]) == 0, capsys.readouterr().err
     assert (tmp_path / "figures" / "sample_efficiency.png").is_file()
     assert (figures.read_table(tables / "summary.csv", figures.TABLE_COLUMNS["summary.csv"]).variant == "1").all()
+
+
+@pytest.mark.parametrize("command", ["aggregate", "figures", "paper"])
+@pytest.mark.parametrize("under", ["a-file", "a-file/deeper"])
+def test_an_output_folder_under_a_file_says_the_file_is_not_a_directory(three_runs, tmp_path, capsys, command, under):
+    tables = tmp_path / "tables"
+    assert aggregate.main(aggregate_args(three_runs, tmp_path, tables, 400)) == 0
+    capsys.readouterr()
+    (tmp_path / "a-file").write_text("x")
+    out = tmp_path / under
+    if command == "aggregate":
+        code = aggregate.main(aggregate_args(three_runs, tmp_path, out, 400))
+    elif command == "figures":
+        code = figures.main(["--tables", str(tables), "--out", str(out)])
+    else:
+        code = paper.main(["--runs", *map(str, three_runs), "--tables", str(out), "--figures", str(tmp_path / "f")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{tmp_path / 'a-file'}: is a file, not a directory" in err and "File exists" not in err, err
+    assert (tmp_path / "a-file").read_text() == "x"

@@ -558,3 +558,11 @@ def test_numerics_names_a_run_whose_config_has_no_env(tmp_path, capsys):
     assert numerics.main(["--reference", str(reference)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "'config' records no run.env" in err and str(meta_path) in err, err
+
+
+@pytest.mark.parametrize("under", ["a-file/r.md", "a-file/deeper/r.md"])
+def test_an_out_under_a_file_says_the_file_is_not_a_directory(reference, tmp_path, capsys, under):
+    (tmp_path / "a-file").write_text("x")
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", reference, "--out", tmp_path / under)
+    assert f"{tmp_path / 'a-file'}: is a file, not a directory" in err and "File exists" not in err, err
+    assert (tmp_path / "a-file").read_text() == "x"
