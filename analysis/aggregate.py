@@ -18,7 +18,6 @@ exit status 2; tables are replaced atomically.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from analysis.stats import (
     value_at,
 )
 from mbpo.record import write_atomic
+from mbpo.usage import OneLineParser
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def aggregate(run_dirs: list[Path], runs_root: Path, bench_root: Path, s: Settin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.aggregate", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.aggregate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="complete run folders")
     parser.add_argument("--runs-root", type=Path, default=Path("results/runs"))
     parser.add_argument("--benchmarks-root", type=Path, default=Path("results/benchmarks"))
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         ("--bootstrap-samples", args.bootstrap_samples > 0, "> 0"),
         ("--confidence", 0 < args.confidence < 1, "in (0, 1)"),
         ("--threshold", np.isfinite(args.threshold), "a finite number"),
+        ("--seed", args.seed >= 0, ">= 0"),
     ):
         if not ok:
             parser.error(f"{name} must be {want}, got {getattr(args, name[2:].replace('-', '_'))}")

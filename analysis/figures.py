@@ -1,6 +1,6 @@
 """Figures from the aggregated tables (PNG and PDF), with one colour per algorithm everywhere.
 
-    python -m analysis.figures --tables results/tables --out results/figures [--threshold -300]
+    python -m analysis.figures [--tables results/tables] [--out results/figures]
 
 - `sample_efficiency`: IQM return vs env steps with bootstrap confidence bands, a panel per env;
 - `rollout_ablation`: MBPO's return at the budget and area under the curve vs rollout length,
@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,8 +21,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.identity import label, rollout_label, rollout_order  # noqa: E402
+from analysis.identity import GROUP, VariantError, label, rollout_label, rollout_order  # noqa: E402
 from analysis.runs import error_line  # noqa: E402
+from mbpo.usage import OneLineParser  # noqa: E402
 
 
 _PALETTE = sns.color_palette("colorblind")
@@ -138,9 +138,10 @@ TABLE_COLUMNS = {
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    """A table written by analysis.aggregate, with the columns the figures use."""
+    """A table written by analysis.aggregate, with the columns the figures use; the identity
+    columns as text whatever they hold (a variant `1` is the text "1", not a number)."""
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={c: str for c in GROUP})
     except FileNotFoundError:
         raise TableError(f"{path} is missing (run analysis.aggregate first)") from None
     except pd.errors.EmptyDataError:
@@ -153,9 +154,22 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     if table.empty:
         raise TableError(f"{path} has no rows")
     for column in columns:
-        if column not in ("env", "algo", "variant", "device") and not pd.api.types.is_numeric_dtype(table[column]):
+        if column in GROUP:
+            if table[column].isna().any():
+                raise TableError(f"{path} line {int(table[column].isna().argmax()) + 2}: no {column}")
+        elif not pd.api.types.is_numeric_dtype(table[column]):
             raise TableError(f"{path}: column {column} holds non-numbers")
     return table
+
+
+def check_rollout_variants(summary: pd.DataFrame, path: Path) -> None:
+    """Every MBPO row's variant is a rollout length the ablation figure can place (before any
+    figure is written)."""
+    for variant in summary[summary.algo == "mbpo"].variant:
+        try:
+            rollout_order(variant)
+        except VariantError as exc:
+            raise TableError(f"{path}: {exc}") from None
 
 
 def save(fig: plt.Figure, out: Path, name: str) -> None:
@@ -167,12 +181,13 @@ def save(fig: plt.Figure, out: Path, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.figures", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
     parser.add_argument("--out", type=Path, default=Path("results/figures"))
     args = parser.parse_args(argv)
     try:
         curves, summary, evaluations = (read_table(args.tables / name, TABLE_COLUMNS[name]) for name in TABLE_COLUMNS)
+        check_rollout_variants(summary, args.tables / "summary.csv")
     except (TableError, OSError) as exc:
         print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2

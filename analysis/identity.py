@@ -121,11 +121,21 @@ def rollout_length(variant: str) -> str:
     return variant.removeprefix("h").replace("-", ",")
 
 
+_ROLLOUT_VARIANT = re.compile(r"h[0-9]+(-[0-9]+-[0-9]+-[0-9]+)?")
+
+
+def _rollout_parts(variant: str) -> list[str]:
+    """`h20-100-1-15` -> ["20", "100", "1", "15"]; VariantError for what is no MBPO variant."""
+    if not isinstance(variant, str) or not _ROLLOUT_VARIANT.fullmatch(variant):
+        raise VariantError(f"{variant!r} is not an MBPO rollout variant (hN, hE0-E1-L0-L1 or {PAPER_VARIANT})")
+    return rollout_length(variant).split(",")
+
+
 def rollout_order(variant: str) -> tuple:
     """h1 < h3 < h20-100-1-15 < hpaper (schedules after fixed lengths, the preset's last)."""
     if variant == PAPER_VARIANT:
         return (5, [])
-    parts = [int(p) for p in rollout_length(variant).split(",")]
+    parts = [int(p) for p in _rollout_parts(variant)]
     return (len(parts), parts)
 
 
@@ -133,7 +143,7 @@ def rollout_label(variant: str) -> str:
     """`h3` -> `3`; `h20-100-1-15` -> `1->15, epochs 20-100`; `hpaper` -> the preset's schedule."""
     if variant == PAPER_VARIANT:
         return "paper schedule"
-    parts = rollout_length(variant).split(",")
+    parts = _rollout_parts(variant)
     if len(parts) == 1:
         return parts[0]
     return f"{parts[2]}->{parts[3]}, epochs {parts[0]}-{parts[1]}"

@@ -18,7 +18,6 @@ digit, then everywhere, as training amplifies it) and only the statistical verdi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -29,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from mbpo.usage import OneLineParser
 
 FINGERPRINT_VERSION = 1
 SAC_UPDATES = 6
@@ -103,11 +104,14 @@ def fingerprint(config: dict[str, Any]) -> str:
 def group_configs(reference: Path) -> dict[str, dict[str, Any]]:
     """One run config per (env, algo, variant, device) group of a reference (or of any runs)."""
     from analysis.regress import find_runs
-    from analysis.runs import metadata
+    from analysis.runs import RunFolderError, metadata
 
     configs: dict[str, dict[str, Any]] = {}
     for ident, run_dir in sorted(find_runs(reference).runs.items()):
-        configs.setdefault("/".join(map(str, ident[:4])), metadata(run_dir)["config"])
+        config = metadata(run_dir).get("config")  # an object of sections where present (analysis.runs)
+        if not isinstance(config, dict) or not isinstance(config.get("run", {}).get("env"), str):
+            raise RunFolderError(f"{Path(run_dir) / 'metadata.json'}: 'config' records no run.env")
+        configs.setdefault("/".join(map(str, ident[:4])), config)
     return configs
 
 
@@ -116,15 +120,31 @@ def fingerprints(configs: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {group: fingerprint(config) for group, config in configs.items() if group.split("/")[3] == "cpu"}
 
 
+class NumericsError(ValueError):
+    """A reference's record of its fingerprints cannot be read: the message says why."""
+
+
 def recorded(reference: Path) -> dict[str, str] | None:
-    """The fingerprints a reference records; None when it records none (unknown)."""
+    """The fingerprints a reference records; None when it records none (no reference.json, or
+    one from before fingerprints: unknown). NumericsError when reference.json cannot be read,
+    is not a JSON object, or its `numerics_fingerprint` is not an object of group: fingerprint."""
     path = Path(reference) / "reference.json"
+    if not path.exists():
+        return None
     try:
         info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NumericsError(f"{path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise NumericsError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(info, dict):
+        raise NumericsError(f"{path} is not a JSON object (a {type(info).__name__})")
+    found = info.get("numerics_fingerprint")
+    if found is None or found == {}:
         return None
-    found = info.get("numerics_fingerprint") if isinstance(info, dict) else None
-    return found if isinstance(found, dict) and found else None
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise NumericsError(f"{path}: 'numerics_fingerprint' is not an object of group: fingerprint")
+    return found
 
 
 def byte_identical_possible(reference: Path) -> tuple[bool, str]:
@@ -146,15 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.regress import RegressError
     from analysis.runs import RunFolderError, error_line
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.numerics", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.numerics", description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=Path, default=Path("results/reference"))
     args = parser.parse_args(argv)
     try:
+        recorded(args.reference)  # an unreadable reference.json is said before the computation
         start = time.perf_counter()
         have = fingerprints(group_configs(args.reference))
         seconds = time.perf_counter() - start
         possible, why = byte_identical_possible(args.reference)
-    except (RegressError, RunFolderError, OSError) as exc:
+    except (RegressError, RunFolderError, NumericsError, OSError) as exc:
         print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
     for group, value in have.items():

@@ -22,7 +22,6 @@ the table say how many runs do).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import textwrap
@@ -41,6 +40,7 @@ from analysis.runs import RunFolderError, error_line, load_runs, run_scores  # n
 from analysis.stats import interpolate_curve, iqm, stratified_bootstrap_ci  # noqa: E402
 from mbpo.config import PAPER_ENVS, env_name  # noqa: E402
 from mbpo.record import atomic_file, write_atomic  # noqa: E402
+from mbpo.usage import OneLineParser  # noqa: E402
 
 # The paper's MBPO return at its full budget, read off its Figure 2 (approximate; -v2 envs):
 # docs/paper-settings.md. SAC at the same budget is given where the paper shows it.
@@ -311,7 +311,7 @@ def make(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.paper", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.paper", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="complete run folders")
     parser.add_argument("--tables", type=Path, required=True, help="folder for paper_returns.{csv,md}")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the figures")
@@ -327,8 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the tables' steps as fractions of each env's budget, each in (0, 1] (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    if args.points < 1 or args.bootstrap_samples < 10:
-        parser.error("--points must be >= 1 and --bootstrap-samples >= 10")
+    for name, ok, want in (
+        ("--points", args.points >= 1, ">= 1"),
+        ("--bootstrap-samples", args.bootstrap_samples >= 10, ">= 10"),
+        ("--seed", args.seed >= 0, ">= 0"),
+    ):
+        if not ok:
+            parser.error(f"{name} must be {want}, got {getattr(args, name[2:].replace('-', '_'))}")
     bad = [f for f in args.fractions if not 0 < f <= 1]
     if bad:
         parser.error(f"--fractions must each be in (0, 1], got {bad[0]:g}")

@@ -13,7 +13,6 @@ commit the folder: the reference changes only through this command and a commit 
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -21,14 +20,16 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 import yaml
 
 from analysis.numerics import fingerprints, group_configs
-from analysis.regress import PROVENANCE, RUN_FILES, RegressError, find_runs, run_metrics
+from analysis.regress import PROVENANCE, RUN_FILES, RegressError, RunSet, find_runs, run_metrics
 from analysis.runs import RunFolderError, error_line, metadata
+from mbpo.usage import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,8 +67,27 @@ def run_pipeline(config: Path, cores: str) -> None:
         raise RegressError("the pipeline failed (see its output above); the reference is unchanged")
 
 
+def check_target(target: Path, output: Path) -> None:
+    """`--to` may be a new or empty folder or a previous reference (it holds reference.json),
+    and never the pipeline's output or runs folder or a folder holding them: replacing it
+    deletes what was there."""
+    target, output = Path(target).resolve(), Path(output).resolve()
+    if output.is_relative_to(target):
+        raise RegressError(f"--to {target} holds the runs' output folder {output}: it would be deleted")
+    if target.is_relative_to(output / "runs"):
+        raise RegressError(f"--to {target} is inside the runs' folder {output / 'runs'}: a reference is kept apart")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise RegressError(f"--to {target} exists and is not a folder: not replaced")
+    if target.is_dir() and not (target / PROVENANCE).is_file() and any(target.iterdir()):
+        raise RegressError(
+            f"--to {target} is a folder that is not a reference (no {PROVENANCE}): not replaced; "
+            "name a new or empty folder or a previous reference"
+        )
+
+
 def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, command: str) -> dict:
-    """Write the new reference next to `target`, then swap it in."""
+    """Write the new reference next to `target` (a hidden folder of its own), then swap it in."""
+    check_target(target, output)
     runs = find_runs(output / "runs")
     for run_dir in runs.runs.values():
         meta = metadata(run_dir)
@@ -76,8 +96,40 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
                 f"{run_dir} was made by code {meta.get('git_revision')} (dirty {meta.get('git_dirty')}), not by "
                 f"{revision} (dirty {dirty}): re-run without --no-run"
             )
-    new = target.with_name(target.name + ".new")
-    shutil.rmtree(new, ignore_errors=True)
+    # folders of unique names beside the target: a user's own `NAME.new` or `NAME.old` is never touched
+    target.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+    try:
+        os.chmod(new, 0o777 & ~_umask())  # as mkdir would make it, not mkdtemp's owner-only 0700
+        info = _fill(new, runs, output, config, revision, dirty, command)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)  # this command's own half-built copy
+        raise
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    previous = old / target.name
+    try:
+        if target.exists():
+            target.rename(previous)
+        new.rename(target)
+    except BaseException:
+        if previous.exists() and not target.exists():
+            previous.rename(target)  # the previous reference back in place
+        shutil.rmtree(new, ignore_errors=True)
+        if not previous.exists():
+            old.rmdir()
+        raise
+    shutil.rmtree(old)
+    return info
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fill(new: Path, runs: RunSet, output: Path, config: Path, revision: str, dirty: bool, command: str) -> dict:
+    """The reference's files in the empty folder `new`."""
     for run_dir in runs.runs.values():
         dest = new / "runs" / run_dir.relative_to(output / "runs")
         dest.mkdir(parents=True)
@@ -113,23 +165,19 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
         "numerics_fingerprint": fingerprints(group_configs(new)),
     }
     (new / PROVENANCE).write_text(json.dumps(info, indent=2) + "\n")
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
     return info
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.reference", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.reference", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "ci.yaml", help="the CI experiment")
     parser.add_argument("--cores", default="all", help="snakemake --cores (default: %(default)s)")
     parser.add_argument("--to", type=Path, default=ROOT / "results" / "reference", help="reference folder")
     parser.add_argument("--no-run", action="store_true", help="use the config's finished runs as they are")
     parser.add_argument("--allow-dirty", action="store_true", help="accept uncommitted changes (recorded as dirty)")
     args = parser.parse_args(argv)
+    if args.cores != "all" and not (args.cores.isdigit() and int(args.cores) >= 1):
+        parser.error(f"--cores must be 'all' or a number >= 1, got {args.cores!r}")
     try:
         config = args.config.resolve()
         if not config.is_file():
@@ -138,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(loaded, dict):
             raise RegressError(f"{config} is not a mapping of config keys")
         output = ROOT / str(loaded.get("output", "results"))
+        check_target(args.to, output)  # before the pipeline's minutes, not after
         revision = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
         if dirty and not args.allow_dirty:

@@ -30,7 +30,6 @@ missing group or an exact mismatch, 2 on bad input.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -46,6 +45,7 @@ from analysis.identity import name as run_name
 from analysis.runs import RunFolderError, error_line, identity, load_runs, metadata, run_scores
 from analysis.stats import normalized_auc, rank_shift_test
 from mbpo.record import write_atomic
+from mbpo.usage import OneLineParser
 
 KEY = ["env", "algo", "variant"]
 METRICS = {
@@ -338,7 +338,7 @@ def render(table: pd.DataFrame, alpha: float, margin: float, header: list[str]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m analysis.regress",
         description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 pass, 1 regression / missing group / exact mismatch, 2 bad input.",

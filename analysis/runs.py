@@ -68,11 +68,18 @@ def metadata(run_dir: Path) -> dict:
         raise RunFolderError(f"{meta_path} is not a JSON object")
     if meta.get("status") != "complete":
         raise RunFolderError(f"{run_dir} is not a complete run (status {meta.get('status')!r} in {METADATA_FILE})")
-    for key, kind in (("env", str), ("algo", str), ("device", str), ("seed", int)):
+    for key, kind, what in (
+        ("env", str, "a string"),
+        ("algo", str, "a string"),
+        ("device", str, "a string"),
+        ("seed", int, "an integer"),
+    ):
         if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-            raise RunFolderError(f"{meta_path}: {key!r} is {meta.get(key)!r}, expected a {kind.__name__}")
-    if "config" in meta and not isinstance(meta["config"], dict):
-        raise RunFolderError(f"{meta_path}: 'config' is not an object")
+            raise RunFolderError(f"{meta_path}: {key!r} is {meta.get(key)!r}, expected {what}")
+    # the readers look inside the config's sections (`run`: the evaluations the run must hold)
+    config = meta.get("config", {})
+    if not isinstance(config, dict) or not all(isinstance(section, dict) for section in config.values()):
+        raise RunFolderError(f"{meta_path}: 'config' is not an object of sections")
     return meta
 
 
@@ -209,7 +216,20 @@ def train_seconds_per_env_step(run_dir: Path) -> float:
 
 
 def error_line(exc: BaseException) -> str:
-    """One line for an error: an OSError names its file and says what went wrong."""
+    """One line for an error: an OSError names its file and says what went wrong; where a file
+    stands in the way of a folder to be made or entered, it names that file."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
+        blocker = _file_in_the_way(Path(exc.filename))
+        if blocker is not None:
+            return f"{blocker}: is a file, not a directory"
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first component of `path` (itself included) that exists and is not a directory."""
+    for part in (*reversed(path.parents), path):
+        if part.exists() and not part.is_dir():
+            return part
+    return None

@@ -10,17 +10,17 @@ one line naming the file and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from analysis.identity import GROUP
 from analysis.runs import RunFolderError, error_line, load_runs
 from analysis.stats import iqm
+from mbpo.usage import OneLineParser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.summary", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m analysis.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="complete run folders")
     parser.add_argument("--steps", nargs="*", type=int, help="env steps to report (default: every evaluation)")
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@ are saved, so a young run's checkpoint is small.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,12 +26,17 @@ from mbpo.progress import Progress
 from mbpo.record import RunWriter, streams
 from mbpo.seeding import make_generators
 from mbpo.train import Trainer
+from mbpo.usage import OneLineParser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=None, help="where to write (default: a temp folder)")
     args = parser.parse_args()
+    if args.folder is not None and not args.folder.is_dir():
+        parser.error(f"--folder {args.folder}: {'not a folder' if args.folder.exists() else 'no such folder'}")
+    if args.folder is not None and not os.access(args.folder, os.W_OK | os.X_OK):
+        parser.error(f"--folder {args.folder}: not writable")
     torch.set_num_threads(1)
     cfg = build_config({"algo": "mbpo", "preset": "paper", "env": "Hopper-v5"})
     device = torch.device("cpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Callable
 
@@ -18,3 +19,23 @@ def timeit(fn: Callable[[], object], repeat: int, number: int) -> float:
             fn()
         rounds.append((time.perf_counter() - t) / number)
     return float(np.median(rounds))
+
+
+def require(parser: argparse.ArgumentParser, *checks: tuple[str, bool, str, object]) -> None:
+    """Each check is (flag, ok, what it must be, the value given): the first that fails is one
+    line naming the flag, exit status 2 (`mbpo.usage.OneLineParser.error`), before any work."""
+    for flag, ok, want, got in checks:
+        if not ok:
+            parser.error(f"{flag} must be {want}, got {got}")
+
+
+def check_device(parser: argparse.ArgumentParser, name: str, choices: tuple[str, ...] = ("cpu", "cuda")) -> None:
+    """`--device` is one of `choices`, and cuda only where torch sees a CUDA device: one line,
+    exit 2, instead of torch's traceback halfway through."""
+    if name not in choices:
+        parser.error(f"--device must be one of {', '.join(choices)}, got {name!r}")
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is visible to torch (use --device cpu)")

@@ -18,13 +18,14 @@ import argparse
 
 import numpy as np
 import torch
-from common import timeit
+from common import require, timeit
 
 from mbpo.config import MBPOConfig, SACConfig
 from mbpo.ensemble import GaussianEnsemble
 from mbpo.rollout import branched_rollout
 from mbpo.sac import SAC
 from mbpo.termination import never
+from mbpo.usage import OneLineParser
 
 
 def step_flops(sizes: list[int], ensemble: int, batch: int) -> int:
@@ -76,10 +77,15 @@ def rollouts(repeat: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    require(
+        parser,
+        ("--threads", args.threads >= 1, ">= 1", args.threads),
+        ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
+    )
     torch.set_num_threads(args.threads)
     n = 2048
     x, y = torch.randn(n, n), torch.randn(n, n)

@@ -20,6 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import check_device
+from mbpo.usage import OneLineParser
+
 SETTINGS = [
     "--algo",
     "mbpo",
@@ -63,10 +66,13 @@ SETTINGS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000, help="env steps (the first 500 are random)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.steps < 750:  # three rows of train.csv: the random phase's end, then two of learning
+        parser.error(f"--steps must be >= 750 (the first 500 are random), got {args.steps}")
+    check_device(parser, args.device, ("cpu", "cuda", "auto"))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [
@@ -91,7 +97,8 @@ def main() -> None:
             "--out",
             str(out),
         ]
-        subprocess.run(cmd, check=True)
+        if subprocess.run(cmd).returncode != 0:
+            sys.exit(f"{parser.prog}: the training run failed (its message is above)")
         meta = json.loads((out / "metadata.json").read_text())
         clock = [float(r["wall_seconds"]) for r in csv.DictReader((out / "train.csv").open())]
     learning_steps = args.steps - 500

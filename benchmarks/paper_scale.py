@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import timeit  # noqa: E402
+from common import check_device, require, timeit  # noqa: E402
 
 from mbpo.config import build_config  # noqa: E402
 from mbpo.ensemble import GaussianEnsemble  # noqa: E402
@@ -36,6 +36,7 @@ from mbpo.envs import make_env  # noqa: E402
 from mbpo.rollout import branched_rollout  # noqa: E402
 from mbpo.sac import SAC  # noqa: E402
 from mbpo.termination import termination_fn  # noqa: E402
+from mbpo.usage import OneLineParser  # noqa: E402
 
 OBS, ACT = 11, 3
 STEPS = (10_000, 25_000, 50_000)
@@ -54,25 +55,48 @@ def timed(fn, device: torch.device, repeat: int, number: int) -> float:
     return timeit(run, repeat, number)
 
 
+def fit_epochs(model_csv: Path) -> float:
+    """Mean epochs per model fit of a run's model.csv, its first fit (from scratch) left out
+    where there are others; ValueError when the file holds no such column of counts."""
+    with model_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "epochs" not in rows[0]:
+        raise ValueError("not a model.csv (no rows with an 'epochs' column)")
+    try:
+        counts = [int(r["epochs"]) for r in rows]
+    except (TypeError, ValueError):
+        raise ValueError("its 'epochs' column holds a value that is not a count") from None
+    if min(counts) < 1:
+        raise ValueError("its 'epochs' column holds a count < 1")
+    return float(np.mean(counts[1:] or counts[:1]))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model-csv", type=Path, help="a Hopper run's model.csv: epochs per fit from its fits")
     parser.add_argument("--epochs", type=float, default=40.0, help="epochs per model fit without --model-csv")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    require(
+        parser,
+        ("--threads", args.threads >= 1, ">= 1", args.threads),
+        ("--epochs", 0 < args.epochs < np.inf, "a finite number > 0", args.epochs),
+        ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
+    )
+    check_device(parser, args.device)
+    epochs = args.epochs
+    if args.model_csv:
+        try:
+            epochs = fit_epochs(args.model_csv)
+        except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+            parser.error(f"--model-csv {args.model_csv}: {exc.strerror if isinstance(exc, OSError) else exc}")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     device = torch.device(args.device)
     cfg = build_config({"algo": "mbpo", "preset": "paper", "env": "Hopper-v5", "device": args.device})
     gen = torch.Generator(device=device).manual_seed(0)
-    epochs = args.epochs
-    if args.model_csv:
-        rows = list(csv.DictReader(args.model_csv.open()))
-        epochs = float(
-            np.mean([int(r["epochs"]) for r in rows[1:]] or [int(rows[0]["epochs"])])
-        )  # first fit: from scratch
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), {torch.get_num_threads()} thread(s), torch {torch.__version__}")
 

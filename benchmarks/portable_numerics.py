@@ -13,7 +13,6 @@ the portable/default time ratios.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mbpo.usage import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = {
@@ -59,9 +60,11 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     times: dict[tuple[str, str], list[float]] = {}
     prints: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:

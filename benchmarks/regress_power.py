@@ -17,18 +17,20 @@ POOL holds many seeds of the CI experiment (made with, e.g.,
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
+from common import require
 
-from analysis.regress import METRICS, find_runs, run_metrics
 from analysis.identity import GROUP
+from analysis.regress import METRICS, RegressError, find_runs, run_metrics
+from analysis.runs import RunFolderError, error_line
 from analysis.stats import rank_shift_test
+from mbpo.usage import OneLineParser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pool", type=Path)
     parser.add_argument("--per-side", type=int, default=10)
     parser.add_argument("--splits", type=int, default=1000)
@@ -36,11 +38,24 @@ def main() -> None:
     parser.add_argument("--drops", type=float, nargs="+", default=[0, 10, 20, 30, 40, 60, 80, 100, 150, 200, 300])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    metrics = run_metrics(find_runs(args.pool))
+    require(
+        parser,
+        ("--per-side", args.per_side >= 1, ">= 1", args.per_side),
+        ("--splits", args.splits >= 1, ">= 1", args.splits),
+        ("--alpha", 0.0 < args.alpha < 0.5, "in (0, 0.5)", args.alpha),
+        ("--drops", all(np.isfinite(args.drops)), "finite numbers", args.drops),
+        ("--seed", args.seed >= 0, ">= 0", args.seed),
+    )
+    try:
+        metrics = run_metrics(find_runs(args.pool))
+    except (RegressError, RunFolderError, OSError) as exc:
+        parser.error(error_line(exc))
     groups = {k: g.set_index("seed") for k, g in metrics.groupby(GROUP, sort=True)}
     seeds = sorted(set.intersection(*(set(g.index) for g in groups.values())))
     if len(seeds) < 2 * args.per_side:
-        sys.exit(f"{len(seeds)} seeds in every group; need {2 * args.per_side}")
+        parser.error(
+            f"{len(seeds)} seeds in every group of {args.pool}; --per-side {args.per_side} needs {2 * args.per_side}"
+        )
     tests = len(groups) * len(METRICS)
     level = args.alpha / tests
     rng = np.random.default_rng(args.seed)

@@ -16,11 +16,12 @@ import argparse
 
 import numpy as np
 import torch
-from common import timeit
+from common import require, timeit
 from torch import nn
 
 from mbpo.config import SACConfig
 from mbpo.sac import SAC
+from mbpo.usage import OneLineParser
 
 
 def mlp_flops(sizes: list[int], batch: int, ensemble: int) -> list[int]:
@@ -115,7 +116,7 @@ def naive_update_fn(obs: int, act: int, hidden: list[int], batch: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--obs-dim", type=int, default=17, help="HalfCheetah's observation size")
     parser.add_argument("--act-dim", type=int, default=6, help="HalfCheetah's action size")
     parser.add_argument("--batch", type=int, default=256)
@@ -123,8 +124,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    sizes = args.hidden.split(",")
+    require(
+        parser,
+        ("--obs-dim", args.obs_dim >= 1, ">= 1", args.obs_dim),
+        ("--act-dim", args.act_dim >= 1, ">= 1", args.act_dim),
+        ("--batch", args.batch >= 1, ">= 1", args.batch),
+        (
+            "--hidden",
+            all(h.strip().isdigit() and int(h) >= 1 for h in sizes),
+            "comma-separated sizes >= 1",
+            args.hidden,
+        ),
+        ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
+        ("--threads", args.threads >= 1, ">= 1", args.threads),
+    )
     torch.set_num_threads(args.threads)
-    hidden = [int(h) for h in args.hidden.split(",")]
+    hidden = [int(h) for h in sizes]
     obs, act, batch = args.obs_dim, args.act_dim, args.batch
 
     n = 2048

@@ -23,6 +23,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import require
+
+from mbpo.usage import OneLineParser
 
 STEPS_PER_EPISODE = 200  # Pendulum-v1's time limit
 SEED_SCRIPT = {"sac": "seed_sac.py", "mbpo": "seed_mbpo.py"}
@@ -92,7 +95,7 @@ def ours_growth(out: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).resolve().parent.parent
     parser.add_argument("algo", choices=sorted(SEED_SCRIPT))
     parser.add_argument("--seed-dir", type=Path, default=here.parent / "shared" / "baseline")
@@ -100,6 +103,13 @@ def main() -> None:
     parser.add_argument("--utd", type=int, nargs="+", default=[1, 10], help="SAC updates per env step")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    require(
+        parser,
+        # the growth columns compare the first and the last 1000 env steps (5 episodes each)
+        ("--episodes", args.episodes >= 10, ">= 10", args.episodes),
+        ("--utd", all(u >= 1 for u in args.utd), ">= 1 each", args.utd),
+        ("--rounds", args.rounds >= 1, ">= 1", args.rounds),
+    )
     script = args.seed_dir / SEED_SCRIPT[args.algo]
     if not script.is_file():
         parser.error(f"no {script.name} in {args.seed_dir} (pass --seed-dir)")

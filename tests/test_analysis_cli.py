@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from analysis import aggregate, summary
 from mbpo import cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = [
     "--preset",
@@ -76,3 +85,52 @@ def test_aggregate_writes_tables_from_run_folders(runs, tmp_path):
     assert table.steps_to_threshold[0] == 0  # -2000 is reached at once
     assert table.train_ms_per_env_step[0] > 0  # from each run's metadata
     assert (tmp_path / "tables" / "summary.tex").read_text().startswith("\\begin{tabular}")
+
+
+# ---- bad flags: one line, exit 2, for every analysis command -----------------------------------
+
+COMMANDS = ("aggregate", "summary", "figures", "paper", "regress", "reference", "numerics")
+BAD_FLAGS = [
+    ("aggregate", ["--runs", "r", "--budget", "0", "--threshold", "0", "--grid", "1"], "--budget"),
+    ("aggregate", ["--runs", "r", "--budget", "1", "--threshold", "0", "--grid", "1", "--seed", "-1"], "--seed"),
+    ("summary", ["r", "--steps", "abc"], "--steps"),
+    ("figures", ["--threshold", "-300"], "--threshold"),
+    ("paper", ["--runs", "r", "--tables", "t", "--figures", "f", "--points", "0"], "--points"),
+    ("paper", ["--runs", "r", "--tables", "t", "--figures", "f", "--seed", "-3"], "--seed"),
+    ("regress", ["--candidate", "c", "--alpha", "0.7"], "--alpha"),
+    ("reference", ["--cores", "0"], "--cores"),
+    ("numerics", ["--reference"], "--reference"),
+]
+
+
+@pytest.mark.parametrize(("command", "args", "named"), BAD_FLAGS, ids=[f"{c} {' '.join(a)}" for c, a, _ in BAD_FLAGS])
+def test_every_analysis_command_answers_a_bad_flag_with_one_line(tmp_path, command, args, named):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(
+        [sys.executable, "-m", f"analysis.{command}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    err = result.stderr
+    assert result.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err and "Traceback" not in err, err
+    assert err.startswith(f"python -m analysis.{command}: error: ") and named in err, err
+
+
+def test_bad_flags_cover_every_command():
+    assert {c for c, _, _ in BAD_FLAGS} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_flag_a_docstring_shows_exists(command, capsys):
+    """The usage line at the top of each command's doc names only flags the command takes."""
+    module = importlib.import_module(f"analysis.{command}")
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--help"])
+    assert exc.value.code == 0
+    shown = set(re.findall(r"--[a-z][a-z-]*", module.__doc__.split("\n\n")[1]))
+    taken = set(re.findall(r"--[a-z][a-z-]*", capsys.readouterr().out))
+    assert shown and shown <= taken, shown - taken

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import aggregate, figures, summary
+from analysis import aggregate, figures, paper, summary
 
 
 def make_run(
@@ -207,8 +207,16 @@ CORRUPTIONS = {
     "metadata.json seed a string": lambda run: garble(
         run, "metadata.json", json.dumps({**json.loads((run / "metadata.json").read_text()), "seed": "0"})
     ),
+    "metadata.json config.run a string": lambda run: rewrite_meta(run, config={"run": "x"}),
+    "metadata.json config a list": lambda run: rewrite_meta(run, config=[]),
+    "metadata.json seed true": lambda run: rewrite_meta(run, seed=True),
+    "metadata.json env a number": lambda run: rewrite_meta(run, env=1),
     "folder missing": lambda run: run.with_name("seed9"),
 }
+
+
+def rewrite_meta(run: Path, **fields) -> Path:
+    return garble(run, "metadata.json", json.dumps({**json.loads((run / "metadata.json").read_text()), **fields}))
 
 
 @pytest.fixture()
@@ -217,14 +225,17 @@ def three_runs(tmp_path):
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
-@pytest.mark.parametrize("command", ["summary", "aggregate"])
+@pytest.mark.parametrize("command", ["summary", "aggregate", "paper"])
 def test_bad_run_files_are_one_line_naming_the_file(three_runs, tmp_path, capsys, corruption, command):
     named = CORRUPTIONS[corruption](three_runs[0])
     runs = [named if corruption == "folder missing" else three_runs[0], *three_runs[1:]]
     if command == "summary":
         code = summary.main([*map(str, runs)])
-    else:
+    elif command == "aggregate":
         code = aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 400))
+    else:
+        tables, figures = str(tmp_path / "paper" / "tables"), str(tmp_path / "paper" / "figures")
+        code = paper.main(["--runs", *map(str, runs), "--tables", tables, "--figures", figures])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert str(named) in err
@@ -234,7 +245,7 @@ def test_aggregate_bad_options_and_outputs_are_one_line(three_runs, tmp_path, ca
     (tmp_path / "a-file").write_text("x")
     assert aggregate.main(aggregate_args(three_runs, tmp_path, tmp_path / "a-file", 400)) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "a-file" in err
+    assert len(err.strip().splitlines()) == 1 and "a-file: is a file, not a directory" in err
     with pytest.raises(SystemExit) as exc:
         aggregate.main(aggregate_args(three_runs, tmp_path, tmp_path / "t", 400, 0))
     assert exc.value.code == 2 and "--grid must be > 0" in capsys.readouterr().err
@@ -267,3 +278,56 @@ def test_figures_answer_bad_tables_with_one_line(three_runs, tmp_path, capsys, d
     assert figures.main(["--tables", str(tables), "--out", str(tmp_path / "figures")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and str(target) in err, err
+
+
+def test_metadata_type_errors_say_what_was_expected(three_runs, capsys):
+    rewrite_meta(three_runs[0], seed="0")
+    assert summary.main([str(three_runs[0])]) == 2
+    assert "'seed' is '0', expected an integer" in capsys.readouterr().err
+    rewrite_meta(three_runs[0], seed=0, config={"run": "x"})
+    assert summary.main([str(three_runs[0])]) == 2
+    assert "'config' is not an object of sections" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant", ["bogus", "1", "h1-2", "h"])
+def test_figures_name_an_mbpo_variant_that_is_no_rollout_length(three_runs, tmp_path, capsys, variant):
+    tables = tmp_path / "tables"
+    assert aggregate.main(aggregate_args(three_runs, tmp_path, tables, 400)) == 0
+    capsys.readouterr()
+    summary_csv = tables / "summary.csv"
+    summary_csv.write_text(summary_csv.read_text().replace("Pendulum-v1,sac,utd1", f"Pendulum-v1,mbpo,{variant}"))
+    assert figures.main(["--tables", str(tables), "--out", str(tmp_path / "figures")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(summary_csv) in err and f"'{variant}'" in err, err
+    assert not (tmp_path / "figures").exists()  # checked before any figure is written
+
+
+def test_figures_read_identity_columns_as_text(three_runs, tmp_path, capsys):
+    """A variant (or device) that looks like a number is still a name: `1` is plotted, not len()-ed."""
+    tables = tmp_path / "tables"
+    assert aggregate.main(aggregate_args(three_runs, tmp_path, tables, 400)) == 0
+    for name in ("curves.csv", "summary.csv", "evaluations.csv"):
+        (tables / name).write_text((tables / name).read_text().replace(",utd1,", ",1,"))
+    assert figures.main(["--tables", str(tables), "--out", str(tmp_path / "figures")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "figures" / "sample_efficiency.png").is_file()
+    assert (figures.read_table(tables / "summary.csv", figures.TABLE_COLUMNS["summary.csv"]).variant == "1").all()
+
+
+@pytest.mark.parametrize("command", ["aggregate", "figures", "paper"])
+@pytest.mark.parametrize("under", ["a-file", "a-file/deeper"])
+def test_an_output_folder_under_a_file_says_the_file_is_not_a_directory(three_runs, tmp_path, capsys, command, under):
+    tables = tmp_path / "tables"
+    assert aggregate.main(aggregate_args(three_runs, tmp_path, tables, 400)) == 0
+    capsys.readouterr()
+    (tmp_path / "a-file").write_text("x")
+    out = tmp_path / under
+    if command == "aggregate":
+        code = aggregate.main(aggregate_args(three_runs, tmp_path, out, 400))
+    elif command == "figures":
+        code = figures.main(["--tables", str(tables), "--out", str(out)])
+    else:
+        code = paper.main(["--runs", *map(str, three_runs), "--tables", str(out), "--figures", str(tmp_path / "f")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{tmp_path / 'a-file'}: is a file, not a directory" in err and "File exists" not in err, err
+    assert (tmp_path / "a-file").read_text() == "x"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -236,8 +237,20 @@ def test_reference_build_records_provenance_and_refuses_runs_of_other_code(tmp_p
     target = tmp_path / "reference"
     target.mkdir()
     (target / "stale").write_text("old reference")
+    (target / "reference.json").write_text("{}")  # a previous reference: replaced whole
+    for sibling in ("reference.new", "reference.old"):  # a user's folders beside it: never touched
+        (tmp_path / sibling).mkdir()
+        (tmp_path / sibling / "mine").write_text("x")
     info = reference.build(output, config, target, "a" * 40, False, "python -m analysis.reference")
     assert not (target / "stale").exists() and (target / "tables" / "summary.md").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ci",
+        "ci.yaml",
+        "reference",
+        "reference.new",
+        "reference.old",
+    ]
+    assert all((tmp_path / sibling / "mine").is_file() for sibling in ("reference.new", "reference.old"))
     assert (target / "config.yaml").read_text() == "seeds: [0]\n"
     saved = json.loads((target / "reference.json").read_text())
     assert saved == json.loads(json.dumps(info)) and saved["git_revision"] == "a" * 40 and saved["runs"] == 16
@@ -455,3 +468,101 @@ def test_a_field_added_since_the_reference_takes_its_default(tmp_path):
         }
         (folder / "metadata.json").write_text(_json.dumps(meta))
     assert comparable_config(old) == comparable_config(new) != comparable_config(other)
+
+
+def stamped_output(root: Path, revision: str) -> Path:
+    """A pipeline output folder whose runs say they were made by `revision`."""
+    output = make_set(root, seeds=range(3), groups=(("sac", "utd1"),))
+    for meta_path in (output / "runs").rglob("metadata.json"):
+        meta = json.loads(meta_path.read_text())
+        meta.update(git_revision=revision, git_dirty=False)
+        meta_path.write_text(json.dumps(meta))
+    return output
+
+
+def test_reference_never_replaces_a_folder_that_is_not_a_reference(tmp_path):
+    """`--to` an existing folder of the user's (or one holding the runs) is refused, its files kept."""
+    from analysis import reference
+
+    output = stamped_output(tmp_path / "out", "a" * 40)
+    config = tmp_path / "ci.yaml"
+    config.write_text("seeds: [0]\n")
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "precious.txt").write_text("results")
+    (victim / "sub" / "more.txt").write_text("more")
+    (tmp_path / "a-file").write_text("x")
+    refused = {
+        victim: "is a folder that is not a reference (no reference.json)",
+        output: "holds the runs' output folder",
+        tmp_path: "holds the runs' output folder",
+        output / "runs" / "reference": "is inside the runs' folder",
+        tmp_path / "a-file": "exists and is not a folder",
+    }
+    for target, why in refused.items():
+        with pytest.raises(regress.RegressError, match=re.escape(why)):
+            reference.build(output, config, target, "a" * 40, False, "python -m analysis.reference")
+    assert (victim / "precious.txt").read_text() == "results" and (victim / "sub" / "more.txt").read_text() == "more"
+    assert (tmp_path / "a-file").read_text() == "x" and len(list((output / "runs").rglob("eval.csv"))) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ci.yaml", "out", "victim"]  # no temporaries left
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reference.build(output, config, empty, "a" * 40, False, "python -m analysis.reference")
+    assert (empty / "reference.json").is_file()
+
+
+def test_reference_command_refuses_a_user_folder_in_one_line(tmp_path, capsys):
+    from analysis import reference
+
+    output = stamped_output(tmp_path / "out", "a" * 40)
+    config = tmp_path / "refcfg.yaml"
+    config.write_text(f"output: {output}\n")
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "precious.txt").write_text("results")
+    code = reference.main(["--no-run", "--config", str(config), "--to", str(victim)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a reference" in err, err
+    assert (victim / "precious.txt").read_text() == "results" and (victim / "sub").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("{not json", "reference.json is not valid JSON"),
+        ("[1, 2]", "reference.json is not a JSON object (a list)"),
+        ('{"numerics_fingerprint": [1]}', "'numerics_fingerprint' is not an object of group: fingerprint"),
+        ('{"numerics_fingerprint": {"a/b/c/cpu": 1}}', "'numerics_fingerprint' is not an object of group: fingerprint"),
+    ],
+)
+def test_numerics_says_what_is_wrong_with_an_unreadable_reference_json(tmp_path, capsys, text, said):
+    from analysis import numerics
+
+    reference = make_set(tmp_path / "reference", seeds=range(1), groups=(("sac", "utd1"),))
+    (reference / "reference.json").write_text(text)
+    with pytest.raises(numerics.NumericsError, match=re.escape(said)):
+        numerics.byte_identical_possible(reference)
+    assert numerics.main(["--reference", str(reference)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and said in err and "records no numerics fingerprint" not in err, err
+
+
+def test_numerics_names_a_run_whose_config_has_no_env(tmp_path, capsys):
+    from analysis import numerics
+
+    reference = make_set(tmp_path / "reference", seeds=range(1), groups=(("sac", "utd1"),))
+    meta_path = next((reference / "runs").rglob("metadata.json"))
+    meta = json.loads(meta_path.read_text())
+    meta["config"] = {"sac": {}}
+    meta_path.write_text(json.dumps(meta))
+    assert numerics.main(["--reference", str(reference)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'config' records no run.env" in err and str(meta_path) in err, err
+
+
+@pytest.mark.parametrize("under", ["a-file/r.md", "a-file/deeper/r.md"])
+def test_an_out_under_a_file_says_the_file_is_not_a_directory(reference, tmp_path, capsys, under):
+    (tmp_path / "a-file").write_text("x")
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", reference, "--out", tmp_path / under)
+    assert f"{tmp_path / 'a-file'}: is a file, not a directory" in err and "File exists" not in err, err
+    assert (tmp_path / "a-file").read_text() == "x"

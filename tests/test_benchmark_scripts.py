@@ -1,0 +1,60 @@
+"""The benchmark scripts' answer to bad input: one line naming it, exit status 2, before any work
+(the benchmarks themselves run outside the test suite: `pytest benchmarks/ --benchmark-only`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# script, arguments ({tmp}: the test's folder), a word the one line must hold
+BAD_INPUT = [
+    ("regress_power.py", ["{tmp}/nonexist"], "nonexist is not a folder"),
+    ("regress_power.py", ["{tmp}", "--per-side", "0"], "--per-side"),
+    ("regress_power.py", ["{tmp}", "--per-side", "-3"], "--per-side"),
+    ("regress_power.py", ["{tmp}", "--alpha", "0.7"], "--alpha"),
+    ("regress_power.py", ["{tmp}", "--seed", "-1"], "--seed"),
+    ("vs_seed.py", ["sac", "--rounds", "0"], "--rounds"),
+    ("vs_seed.py", ["sac", "--episodes", "2"], "--episodes"),
+    ("vs_seed.py", ["sac", "--utd", "0"], "--utd"),
+    ("vs_seed.py", ["sac", "--seed-dir", "{tmp}"], "seed_sac.py"),
+    ("vs_seed.py", ["ppo"], "invalid choice"),
+    ("sac_update_flops.py", ["--threads", "0"], "--threads"),
+    ("sac_update_flops.py", ["--hidden", "256,x"], "--hidden"),
+    ("paper_scale.py", ["--threads", "0"], "--threads"),
+    ("paper_scale.py", ["--device", "tpu"], "--device"),
+    ("paper_scale.py", ["--device", "cuda"], "no CUDA device is visible"),
+    ("paper_scale.py", ["--epochs", "nan"], "--epochs"),
+    ("paper_scale.py", ["--model-csv", "{tmp}/nonexist.csv"], "--model-csv"),
+    ("paper_scale.py", ["--model-csv", "{tmp}/garbage.csv"], "--model-csv"),
+    ("mbpo_components.py", ["--threads", "0"], "--threads"),
+    ("checkpoint_cost.py", ["--folder", "{tmp}/nonexist"], "--folder"),
+    ("checkpoint_cost.py", ["--folder", "{tmp}/garbage.csv"], "--folder"),
+    ("mbpo_inverted_pendulum.py", ["--steps", "100"], "--steps"),
+    ("mbpo_inverted_pendulum.py", ["--device", "tpu"], "--device"),
+    ("mbpo_inverted_pendulum.py", ["--device", "cuda"], "no CUDA device is visible"),
+    ("portable_numerics.py", ["--repeats", "0"], "--repeats"),
+    ("portable_numerics.py", ["--bogus"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize(("script", "args", "named"), BAD_INPUT, ids=[f"{s} {' '.join(a)}" for s, a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, named):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here")
+    (tmp_path / "garbage.csv").write_text("a,b\n1,2\n")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / script), *(a.format(tmp=tmp_path) for a in args)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    # a script that started its work would run for minutes: the timeout fails that case
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    err = result.stderr
+    assert result.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "usage:" not in err, err
+    assert err.startswith(f"{script}: error: ") and named in err, err
+    assert result.stdout == ""
