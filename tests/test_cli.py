@@ -75,6 +75,9 @@ BAD_INPUT = [
     (["--preset", "nope"], "invalid choice: 'nope'"),
     (["--gamma", "1.5"], "gamma must be in [0, 1]"),
     (["--batch-size", "0"], "batch_size must be > 0"),
+    # registered ids that cannot be built here: a module or package missing
+    (["--env", "Hopper-v2"], "environment 'Hopper-v2' cannot be made here: The mujoco v2 and v3"),
+    (["--env", "GymV26Environment-v0"], "environment 'GymV26Environment-v0' cannot be made here"),
 ]
 
 
