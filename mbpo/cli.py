@@ -226,8 +226,13 @@ def train_command(args: argparse.Namespace) -> int:
 
 def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: argparse.Namespace) -> int:
     out = folder.out
-    if is_complete(out) and not args.overwrite:
-        raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
+    if not args.overwrite:
+        try:
+            complete = is_complete(out)
+        except RunFileError as exc:
+            raise UsageError(f"{exc}; pass --overwrite to replace it") from None
+        if complete:
+            raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
     resume = None if args.overwrite else _load_resumable(out, cfg)
     torch.set_num_threads(cfg.run.threads)
     # Denormal floats (tiny temperatures, Adam moments late in training) make CPU arithmetic

@@ -100,6 +100,37 @@ def test_cuda_without_a_gpu_is_refused(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"[1]", "not a complete run's metadata (a JSON list, not an object)"),
+        (b"\x80\xff\x00binary", "not a run's metadata (not JSON text: 'utf-8' codec can't decode"),
+        (b"{not json", "not a run's metadata (not JSON text: Expecting property name"),
+        (b'{"status": "running"}', "not a complete run's metadata (no status 'complete')"),
+    ],
+    ids=["list", "binary", "not-json", "not-complete"],
+)
+def test_a_foreign_metadata_json_is_refused_unless_overwrite(tmp_path, content, problem):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metadata.json").write_bytes(content)
+    refused = run_cli("--out", str(out), "--total-steps", "50", "--quiet")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert f"{out / 'metadata.json'}: {problem}" in refused.stderr
+    assert refused.stderr.strip().endswith("; pass --overwrite to replace it")
+    assert (out / "metadata.json").read_bytes() == content
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "metadata.json"]
+
+
+def test_overwrite_replaces_a_foreign_metadata_json(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metadata.json").write_bytes(b"\x80[1]")
+    result = run_cli("--out", str(out), "--total-steps", "50", "--quiet", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metadata.json").read_text())["status"] == "complete"
+
+
 def test_missing_out_is_a_usage_error():
     result = subprocess.run([sys.executable, "-m", "mbpo", "train"], capture_output=True, text=True)
     assert result.returncode == 2 and "--out" in result.stderr and len(result.stderr.strip().splitlines()) == 1
