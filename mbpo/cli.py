@@ -66,6 +66,12 @@ def _optional_float(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
+def _out_folder(text: str) -> Path:
+    if not text:  # Path("") is ".": the run would land in the current folder
+        raise argparse.ArgumentTypeError("expected a folder, got an empty string")
+    return Path(text)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -125,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "total_steps, random_steps and truncate_obs only; eval_every = epoch_length):\n\n" + paper_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--out", type=Path, required=True, help="results folder of this run")
+    train.add_argument("--out", type=_out_folder, required=True, help="results folder of this run")
     train.add_argument(
         "--overwrite", action="store_true", help="discard a complete or interrupted run in --out and start over"
     )

@@ -100,6 +100,28 @@ def test_cuda_without_a_gpu_is_refused(tmp_path):
     )
 
 
+def test_an_empty_out_writes_nothing_in_the_current_folder(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mbpo", "train", "--out", "", "--total-steps", "50"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--out: expected a folder, got an empty string" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_from_args_refuses_help_instead_of_exiting():
+    """The planner checks each run's arguments in its own process: --help among them must not
+    print the help and end that process with status 0."""
+    assert cli.config_from_args(["--env", "Pendulum-v1"]).run.env == "Pendulum-v1"
+    for args in (["--help"], ["--env", "Pendulum-v1", "-h"]):
+        with pytest.raises(cli.ArgumentError, match="--help is not a run setting"):
+            cli.config_from_args(args)
+
+
 @pytest.mark.parametrize(
     "content, problem",
     [
