@@ -310,6 +310,17 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
     return 0
 
 
+def _rerun_hint(out: Path) -> str:
+    """What running the same command again does with the incomplete run in `out`."""
+    try:
+        saved = (out / CHECKPOINT_FILE).is_file()
+    except OSError:
+        saved = False
+    if saved:
+        return "run the same command again to resume from its last checkpoint"
+    return "no checkpoint was written yet, so running the same command again starts over"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -330,10 +341,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog} {args.command}: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"{parser.prog}: interrupted; the run is incomplete: run the same command again to resume "
-            "from its last checkpoint",
-            file=sys.stderr,
-        )
+        print(f"{parser.prog}: interrupted; the run is incomplete: {_rerun_hint(args.out)}", file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.command}")

@@ -153,6 +153,42 @@ def test_overwrite_replaces_a_foreign_metadata_json(tmp_path):
     assert json.loads((out / "metadata.json").read_text())["status"] == "complete"
 
 
+def test_progress_has_no_eta_before_any_step():
+    from mbpo.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(1000, "run", interval=100, stream=stream)
+    progress.update(0)
+    progress.resumed(500)
+    progress.update(500, eval_return="1.0")  # just resumed: no step since
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and all(" eta ? " in line or line.endswith(" eta ?") for line in lines), lines
+    assert "nan" not in stream.getvalue()
+    progress.update(600)
+    assert " eta ?" not in stream.getvalue().splitlines()[-1]
+
+
+def test_ctrl_c_before_any_checkpoint_says_a_rerun_starts_over(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mbpo", "train", "--out", str(out), *TINY, "--total-steps", "100000"]
+    proc = subprocess.Popen([*cmd, "--quiet", "--checkpoint-interval", "0"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "train.csv.part").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip() == (
+        "python -m mbpo: interrupted; the run is incomplete: no checkpoint was written yet, "
+        "so running the same command again starts over"
+    )
+    assert not (out / "checkpoint.pt").exists()
+
+
 def test_missing_out_is_a_usage_error():
     result = subprocess.run([sys.executable, "-m", "mbpo", "train"], capture_output=True, text=True)
     assert result.returncode == 2 and "--out" in result.stderr and len(result.stderr.strip().splitlines()) == 1
