@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 import torch
 
-from mbpo import checkpoint
+from mbpo import checkpoint, memory
+from mbpo.buffer import AllocationError
 from mbpo.checkpoint import Checkpointer, CheckpointError, Preempted
 from mbpo.config import PRESETS, SECTIONS, ConfigError, TrainConfig, build_config, paper_table
 from mbpo.envs import EnvError, make_env
@@ -209,7 +210,9 @@ def train_command(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
     try:
         cfg = build_config(overrides)
-        make_env(cfg.run.env, cfg.run.truncate_obs).close()  # unknown ids, missing extras, unusable spaces
+        env = make_env(cfg.run.env, cfg.run.truncate_obs)  # unknown ids, missing extras, unusable spaces
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        env.close()
         if cfg.run.algo == "mbpo":
             termination_fn(cfg.run.env)
     except (ConfigError, EnvError, ValueError) as exc:
@@ -217,6 +220,10 @@ def train_command(args: argparse.Namespace) -> int:
     if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
         raise UsageError(f"--checkpoint-interval must be a finite number >= 0, got {args.checkpoint_interval}")
     device = resolve_device(cfg.run.device)
+    try:
+        memory.check(cfg, obs_dim, act_dim, device)  # before any run file is written
+    except memory.NotEnoughMemory as exc:
+        raise UsageError(str(exc)) from None
     out: Path = args.out
     try:
         folder = RunFolder(out)
@@ -270,7 +277,13 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
     header = {"config": cfg.to_dict(), "start_time": started, "resumes": resumes}
     checkpointer = Checkpointer(out, args.checkpoint_interval, header)
     try:
-        trainer = Trainer(cfg, device, gens, writer, progress)
+        try:
+            trainer = Trainer(cfg, device, gens, writer, progress)
+        except AllocationError as exc:  # the memory was there when checked, gone by now
+            writer.close()
+            if resume is None:
+                folder.remove_owned()  # only the part files' headers: nothing of the run is lost
+            raise UsageError(str(exc)) from None
         if resume is not None:
             try:
                 trainer.load_state_dict(resume["trainer"])
@@ -335,6 +348,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PREEMPTED
     except TrainingDiverged as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as exc:
+        if not memory.is_allocation_failure(exc):
+            raise
+        print(
+            f"{parser.prog} {args.command}: error: out of memory during the run ({memory.first_line(exc)}); "
+            f"{_rerun_hint(args.out)}",
+            file=sys.stderr,
+        )
         return 1
     except OSError as exc:  # a full disk, a folder removed under the run, ...
         where = exc.filename if exc.filename else f"the run folder {args.out}"

@@ -78,6 +78,13 @@ BAD_INPUT = [
     # registered ids that cannot be built here: a module or package missing
     (["--env", "Hopper-v2"], "environment 'Hopper-v2' cannot be made here: The mujoco v2 and v3"),
     (["--env", "GymV26Environment-v0"], "environment 'GymV26Environment-v0' cannot be made here"),
+    # sizes no machine can allocate: refused before any run file exists
+    (
+        ["--algo", "mbpo", "--rollout-batch-size", "1000000000", "--rollout-length", "500", "--total-steps", "50"],
+        "the model buffer (model_retain_epochs 1 x epoch_length",
+    ),
+    (["--buffer-size", "100000000000", "--total-steps", "100000000000"], "min(buffer_size 100000000000"),
+    (["--batch-size", "100000000000", "--random-steps", "0", "--total-steps", "5"], "batch_size 100000000000"),
 ]
 
 
@@ -98,6 +105,65 @@ def test_cuda_without_a_gpu_is_refused(tmp_path):
     assert result.stderr.strip() == (
         "python -m mbpo train: error: device 'cuda' requested but torch sees no CUDA device (use --device cpu or auto)"
     )
+
+
+def test_not_enough_memory_names_the_setting_and_the_bytes(tmp_path):
+    result = run_cli("--out", str(tmp_path / "run"), "--batch-size", "100000000000", "--total-steps", "5")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # a Pendulum row is 9 float32 (36 bytes), and each sampled row an 8-byte index
+    assert "a policy batch (batch_size 100000000000 rows) needs 4400000000000 bytes (4.0 TiB)" in result.stderr
+    assert "available (" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_buffer_that_fails_to_allocate_is_one_line_and_leaves_no_files(tmp_path, monkeypatch, capsys):
+    """The memory was there when checked, gone when the buffer is made (another process took it)."""
+    from mbpo import buffer, memory
+
+    real_zeros = torch.zeros
+
+    def zeros(*size, **kwargs):
+        if size and isinstance(size[0], int) and size[0] >= 10**9:
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 36000000000 bytes. Error code 12 (Cannot allocate memory)"
+            )
+        return real_zeros(*size, **kwargs)
+
+    monkeypatch.setattr(memory, "available", lambda device: (10**15, "pretend"))
+    monkeypatch.setattr(buffer.torch, "zeros", zeros)
+    out = tmp_path / "run"
+    args = ["--buffer-size", "1000000000", "--total-steps", "1000000000", "--quiet"]
+    assert cli.main(["train", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "python -m mbpo train: error: cannot allocate the replay buffer (buffer_size): "
+        "1000000000 rows of 9 float32 need 36000000000 bytes on cpu"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def test_running_out_of_memory_mid_run_is_one_line(tmp_path, monkeypatch, capsys):
+    calls = {"n": 0}
+    real_update = SAC.update
+
+    def update(self, batch, stats=False):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 800 bytes. Error code 12 (Cannot allocate memory)"
+            )
+        return real_update(self, batch, stats)
+
+    monkeypatch.setattr(SAC, "update", update)
+    assert cli.main(["train", "--out", str(tmp_path / "run"), *TINY, "--quiet", "--checkpoint-interval", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "python -m mbpo train: error: out of memory during the run (DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 800 bytes. Error code 12 (Cannot allocate memory)); no checkpoint was written "
+        "yet, so running the same command again starts over"
+    ]
 
 
 def test_an_empty_out_writes_nothing_in_the_current_folder(tmp_path):
