@@ -203,6 +203,12 @@ def _load_resumable(out: Path, cfg: TrainConfig) -> dict | None:
     diff = checkpoint.config_difference(payload["config"], cfg.to_dict())
     if diff is not None:
         raise UsageError(f"{out} holds an interrupted run with another config ({diff}); pass --overwrite to discard it")
+    files = sorted(["eval", *streams(cfg)])
+    if sorted(payload["offsets"]) != files:
+        raise UsageError(
+            f"{path}: records the files {sorted(payload['offsets'])}, this run writes {files}; "
+            "pass --overwrite to discard it and start over"
+        )
     return payload
 
 
@@ -275,7 +281,7 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
         ]
     progress = Progress(cfg.run.total_steps, label, cfg.run.log_every, quiet=args.quiet)
     header = {"config": cfg.to_dict(), "start_time": started, "resumes": resumes}
-    checkpointer = Checkpointer(out, args.checkpoint_interval, header)
+    checkpointer = Checkpointer(out, args.checkpoint_interval, header, resumed_from=resume)
     try:
         try:
             trainer = Trainer(cfg, device, gens, writer, progress)

@@ -24,6 +24,7 @@ from mbpo.checkpoint import Checkpointer, CheckpointError
 from mbpo.config import TrainConfig
 from mbpo.ensemble import GaussianEnsemble
 from mbpo.envs import make_env
+from mbpo.memory import is_allocation_failure
 from mbpo.progress import Progress
 from mbpo.record import PHASES, RunWriter
 from mbpo.rollout import branched_rollout
@@ -334,7 +335,19 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint's state (see `state_dict`), rebuilding the training env's state
-        by replaying the current episode's actions from its reset."""
+        by replaying the current episode's actions from its reset. `CheckpointError` for a state
+        that is not this run's shape (a missing part, a tensor of another size, a foreign value)."""
+        try:
+            self._load_state_dict(state)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            if is_allocation_failure(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise CheckpointError(f"its trainer state does not fit this run ({type(exc).__name__}: {first})") from None
+
+    def _load_state_dict(self, state: dict) -> None:
         gens = self.gens
         self.step = state["step"]
         self.agent.load_state_dict(state["agent"])
