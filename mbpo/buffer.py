@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mbpo.memory import is_allocation_failure
 from mbpo.transition import Layout
+
+
+class AllocationError(MemoryError):
+    """A buffer too large for the memory left on its device."""
 
 
 class ReplayBuffer:
@@ -17,13 +22,23 @@ class ReplayBuffer:
     with the length while its memory is allocated once, for the longest.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device) -> None:
+    def __init__(
+        self, capacity: int, obs_dim: int, act_dim: int, device: torch.device, name: str = "replay buffer"
+    ) -> None:
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
         self.layout = Layout(obs_dim, act_dim)
         self.row_dim = self.layout.row_dim
         lay = self.layout
         self._fields = (lay.obs, lay.action, lay.reward, lay.next_obs, lay.terminated)
-        self.data = torch.zeros(capacity, self.row_dim, device=device)
+        try:
+            self.data = torch.zeros(capacity, self.row_dim, device=device)
+        except (MemoryError, RuntimeError) as exc:
+            if not is_allocation_failure(exc):
+                raise
+            need = capacity * self.row_dim * 4  # float32
+            raise AllocationError(
+                f"cannot allocate the {name}: {capacity} rows of {self.row_dim} float32 need {need} bytes on {device}"
+            ) from None
         # on the CPU, rows are written through a numpy view of the same memory (no copy, no torch
         # dispatch); on an accelerator, a host row is staged and copied once
         self._host = self.data.numpy() if self.data.device.type == "cpu" else None

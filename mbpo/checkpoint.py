@@ -51,9 +51,46 @@ def load(path: Path, device: torch.device) -> dict[str, Any]:
     except Exception as exc:  # a torn or foreign file: torch raises several kinds
         first = (str(exc).strip().splitlines() or [""])[0]
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a checkpoint of this version of mbpo (format {payload.get('format')!r})")
+    problem = structure_problem(payload)
+    if problem is not None:
+        raise CheckpointError(f"{path}: not a checkpoint of this version of mbpo ({problem})")
     return payload
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def structure_problem(payload: Any) -> str | None:
+    """What is wrong with the top level of a loaded checkpoint (the parts the resume path reads
+    before the trainer's own state, which `Trainer.load_state_dict` checks), or None."""
+    if not isinstance(payload, dict):
+        return f"a {type(payload).__name__}, not a dict"
+    if payload.get("format") != FORMAT:
+        return f"format {payload.get('format')!r}, expected {FORMAT}"
+    expected = {"config": dict, "start_time": str, "resumes": list, "offsets": dict, "trainer": dict}
+    for key, kind in expected.items():
+        if key not in payload:
+            return f"no {key!r}"
+        if not isinstance(payload[key], kind):
+            return f"{key!r} is a {type(payload[key]).__name__}, not a {kind.__name__}"
+    if not all(isinstance(r, dict) for r in payload["resumes"]):
+        return "'resumes' holds something other than dicts"
+    if not all(isinstance(k, str) and _is_int(v) and v >= 0 for k, v in payload["offsets"].items()):
+        return "'offsets' is not a map of file names to byte lengths"
+    step = payload["trainer"].get("step")
+    if not (_is_int(step) and step >= 0):
+        return f"the trainer's step is {step!r}"
+    counts = payload.get("checkpoints")  # absent in checkpoints written before the counts were carried
+    if counts is not None and not (
+        isinstance(counts, dict)
+        and _is_int(counts.get("saves"))
+        and counts["saves"] >= 1
+        and isinstance(counts.get("seconds"), (int, float))
+        and counts["seconds"] >= 0
+    ):
+        return f"'checkpoints' is {counts!r}"
+    return None
 
 
 def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
@@ -70,13 +107,27 @@ def config_difference(saved: dict, current: dict, prefix: str = "") -> str | Non
 
 
 class Checkpointer:
-    """Decides when to checkpoint and writes the file; catches SIGTERM while it lives."""
+    """Decides when to checkpoint and writes the file; catches SIGTERM while it lives.
 
-    def __init__(self, out: Path, interval: float, header: dict[str, Any]) -> None:
+    The counts of saves and of their seconds cover the whole run: each checkpoint carries them
+    (`checkpoints`: its own save included, its own write time not, which is unknown until it is
+    written) and a resumed run passes the loaded checkpoint's as `resumed_from`."""
+
+    def __init__(
+        self, out: Path, interval: float, header: dict[str, Any], resumed_from: dict[str, Any] | None = None
+    ) -> None:
         self.path = Path(out) / CHECKPOINT_FILE
         self.interval, self.header = interval, header
         self.last = time.monotonic()
         self.saves, self.seconds, self.bytes = 0, 0.0, 0
+        self.saves_before, self.seconds_before, self.counts_known = 0, 0.0, True
+        if resumed_from is not None:
+            counts = resumed_from.get("checkpoints")
+            # a checkpoint from before the counts were carried: at least itself was saved
+            self.saves_before = counts["saves"] if counts is not None else 1
+            self.seconds_before = float(counts["seconds"]) if counts is not None else 0.0
+            self.counts_known = counts is not None
+            self.bytes = self.path.stat().st_size if self.path.exists() else 0
         self.terminate = False
         self._previous = signal.signal(signal.SIGTERM, self._on_term)
 
@@ -87,7 +138,8 @@ class Checkpointer:
         return self.terminate or (self.interval > 0 and time.monotonic() - self.last >= self.interval)
 
     def save(self, payload: dict[str, Any]) -> None:
-        self.seconds += save(self.path, {**self.header, **payload})
+        counts = {"saves": self.saves_before + self.saves + 1, "seconds": self.seconds_before + self.seconds}
+        self.seconds += save(self.path, {**self.header, **payload, "checkpoints": counts})
         self.saves += 1
         self.bytes = self.path.stat().st_size
         self.last = time.monotonic()
@@ -98,9 +150,15 @@ class Checkpointer:
         signal.signal(signal.SIGTERM, self._previous)
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "saves": self.saves,
-            "seconds": self.seconds,
+        """Saves and write seconds of the whole run, across resumes (the write time of the last
+        checkpoint before each interruption is not known, so not counted), the last one's size,
+        and this process's interval."""
+        out = {
+            "saves": self.saves_before + self.saves,
+            "seconds": self.seconds_before + self.seconds,
             "last_bytes": self.bytes,
             "interval_seconds": self.interval,
         }
+        if not self.counts_known:
+            out["saves_before_resume_unknown"] = True
+        return out

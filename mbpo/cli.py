@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 import torch
 
-from mbpo import checkpoint
+from mbpo import checkpoint, memory
+from mbpo.buffer import AllocationError
 from mbpo.checkpoint import Checkpointer, CheckpointError, Preempted
 from mbpo.config import PRESETS, SECTIONS, ConfigError, TrainConfig, build_config, paper_table
 from mbpo.envs import EnvError, make_env
@@ -64,6 +65,12 @@ def _optional_float(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+def _out_folder(text: str) -> Path:
+    if not text:  # Path("") is ".": the run would land in the current folder
+        raise argparse.ArgumentTypeError("expected a folder, got an empty string")
+    return Path(text)
 
 
 def _flag(name: str) -> str:
@@ -125,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "total_steps, random_steps and truncate_obs only; eval_every = epoch_length):\n\n" + paper_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--out", type=Path, required=True, help="results folder of this run")
+    train.add_argument("--out", type=_out_folder, required=True, help="results folder of this run")
     train.add_argument(
         "--overwrite", action="store_true", help="discard a complete or interrupted run in --out and start over"
     )
@@ -196,6 +203,12 @@ def _load_resumable(out: Path, cfg: TrainConfig) -> dict | None:
     diff = checkpoint.config_difference(payload["config"], cfg.to_dict())
     if diff is not None:
         raise UsageError(f"{out} holds an interrupted run with another config ({diff}); pass --overwrite to discard it")
+    files = sorted(["eval", *streams(cfg)])
+    if sorted(payload["offsets"]) != files:
+        raise UsageError(
+            f"{path}: records the files {sorted(payload['offsets'])}, this run writes {files}; "
+            "pass --overwrite to discard it and start over"
+        )
     return payload
 
 
@@ -203,7 +216,9 @@ def train_command(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
     try:
         cfg = build_config(overrides)
-        make_env(cfg.run.env, cfg.run.truncate_obs).close()  # unknown ids, missing extras, unusable spaces
+        env = make_env(cfg.run.env, cfg.run.truncate_obs)  # unknown ids, missing extras, unusable spaces
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        env.close()
         if cfg.run.algo == "mbpo":
             termination_fn(cfg.run.env)
     except (ConfigError, EnvError, ValueError) as exc:
@@ -211,6 +226,10 @@ def train_command(args: argparse.Namespace) -> int:
     if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
         raise UsageError(f"--checkpoint-interval must be a finite number >= 0, got {args.checkpoint_interval}")
     device = resolve_device(cfg.run.device)
+    try:
+        memory.check(cfg, obs_dim, act_dim, device)  # before any run file is written
+    except memory.NotEnoughMemory as exc:
+        raise UsageError(str(exc)) from None
     out: Path = args.out
     try:
         folder = RunFolder(out)
@@ -226,8 +245,13 @@ def train_command(args: argparse.Namespace) -> int:
 
 def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: argparse.Namespace) -> int:
     out = folder.out
-    if is_complete(out) and not args.overwrite:
-        raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
+    if not args.overwrite:
+        try:
+            complete = is_complete(out)
+        except RunFileError as exc:
+            raise UsageError(f"{exc}; pass --overwrite to replace it") from None
+        if complete:
+            raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
     resume = None if args.overwrite else _load_resumable(out, cfg)
     torch.set_num_threads(cfg.run.threads)
     # Denormal floats (tiny temperatures, Adam moments late in training) make CPU arithmetic
@@ -257,9 +281,15 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
         ]
     progress = Progress(cfg.run.total_steps, label, cfg.run.log_every, quiet=args.quiet)
     header = {"config": cfg.to_dict(), "start_time": started, "resumes": resumes}
-    checkpointer = Checkpointer(out, args.checkpoint_interval, header)
+    checkpointer = Checkpointer(out, args.checkpoint_interval, header, resumed_from=resume)
     try:
-        trainer = Trainer(cfg, device, gens, writer, progress)
+        try:
+            trainer = Trainer(cfg, device, gens, writer, progress)
+        except AllocationError as exc:  # the memory was there when checked, gone by now
+            writer.close()
+            if resume is None:
+                folder.remove_owned()  # only the part files' headers: nothing of the run is lost
+            raise UsageError(str(exc)) from None
         if resume is not None:
             try:
                 trainer.load_state_dict(resume["trainer"])
@@ -299,6 +329,17 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
     return 0
 
 
+def _rerun_hint(out: Path) -> str:
+    """What running the same command again does with the incomplete run in `out`."""
+    try:
+        saved = (out / CHECKPOINT_FILE).is_file()
+    except OSError:
+        saved = False
+    if saved:
+        return "run the same command again to resume from its last checkpoint"
+    return "no checkpoint was written yet, so running the same command again starts over"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -314,15 +355,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except (MemoryError, RuntimeError) as exc:
+        if not memory.is_allocation_failure(exc):
+            raise
+        print(
+            f"{parser.prog} {args.command}: error: out of memory during the run ({memory.first_line(exc)}); "
+            f"{_rerun_hint(args.out)}",
+            file=sys.stderr,
+        )
+        return 1
     except OSError as exc:  # a full disk, a folder removed under the run, ...
         where = exc.filename if exc.filename else f"the run folder {args.out}"
         print(f"{parser.prog} {args.command}: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"{parser.prog}: interrupted; the run is incomplete: run the same command again to resume "
-            "from its last checkpoint",
-            file=sys.stderr,
-        )
+        print(f"{parser.prog}: interrupted; the run is incomplete: {_rerun_hint(args.out)}", file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.command}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -34,6 +35,10 @@ TRUNCATED_OBS: dict[str, dict[str, bool]] = {
 }
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def make_env(env_id: str, truncate_obs: bool = False) -> gym.Env:
     """Make a continuous-control env: flat Box observations and Box actions.
 
@@ -45,10 +50,21 @@ def make_env(env_id: str, truncate_obs: bool = False) -> gym.Env:
         if name not in TRUNCATED_OBS or not env_id.endswith("-v5"):
             raise EnvError(f"truncate_obs applies to Ant-v5 and Humanoid-v5 only, not {env_id!r}")
         kwargs = TRUNCATED_OBS[name]
-    try:
-        env = gym.make(env_id, **kwargs)
-    except gym.error.DependencyNotInstalled as exc:
-        raise EnvError(f"environment {env_id!r} needs an extra dependency: {exc}") from None
+    # warnings while making (gymnasium's "out of date" for old ids) are shown only if it succeeds:
+    # when it fails, the one error line says what matters
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            env = gym.make(env_id, **kwargs)
+        except gym.error.DependencyNotInstalled as exc:
+            raise EnvError(f"environment {env_id!r} needs an extra dependency: {_first_line(exc)}") from None
+        except ImportError as exc:  # a registered id whose module needs a package that is not here
+            raise EnvError(f"environment {env_id!r} cannot be made here: {_first_line(exc)}") from None
+        except Exception as exc:  # any registered constructor may fail in its own way
+            raise EnvError(
+                f"environment {env_id!r} cannot be made ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()
         raise EnvError(

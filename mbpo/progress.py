@@ -31,12 +31,13 @@ class Progress:
         elif not self.quiet and step != self._printed and (step % self.interval == 0 or step == self.total):
             self._printed = step
             elapsed = time.perf_counter() - self.start
-            rate = (step - self._from) / elapsed if elapsed > 0 else float("nan")
-            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            rate = (step - self._from) / elapsed if elapsed > 0 else 0.0
+            # no step taken yet (step 0, or just resumed): no rate to estimate from
+            eta = f"{(self.total - step) / rate:.0f}s" if rate > 0 else "?"
             extra = " ".join(f"{k}={v}" for k, v in self.info.items())
             print(
                 f"[{self.label}] step {step}/{self.total} ({100 * step / self.total:.0f}%) "
-                f"{rate:.0f} steps/s elapsed {elapsed:.0f}s eta {eta:.0f}s {extra}".rstrip(),
+                f"{rate:.0f} steps/s elapsed {elapsed:.0f}s eta {eta} {extra}".rstrip(),
                 file=self.stream,
                 flush=True,
             )

@@ -211,13 +211,23 @@ def verify_run_files(run_dir: Path, metadata: dict[str, Any]) -> None:
 
 
 def is_complete(out: Path) -> bool:
+    """Whether `out` holds a complete run: False without a `metadata.json`; `RunFileError` for
+    one that is not a complete run's (unreadable, not JSON, not an object, no `status: complete`):
+    a run writes its metadata only on completion, so such a file is foreign or damaged, and the
+    caller decides whether it may be replaced."""
     meta = out / METADATA_FILE
-    if not meta.is_file():
+    if not meta.exists():
         return False
     try:
-        return json.loads(meta.read_text()).get("status") == "complete"
-    except (json.JSONDecodeError, OSError):
-        return False
+        data = json.loads(meta.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise RunFileError(f"{meta}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{meta}: not a run's metadata (not JSON text: {exc})") from None
+    if not isinstance(data, dict) or data.get("status") != "complete":
+        kind = "no status 'complete'" if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
+        raise RunFileError(f"{meta}: not a complete run's metadata ({kind})")
+    return True
 
 
 def _format(value: Any) -> Any:

@@ -24,6 +24,7 @@ from mbpo.checkpoint import Checkpointer, CheckpointError
 from mbpo.config import TrainConfig
 from mbpo.ensemble import GaussianEnsemble
 from mbpo.envs import make_env
+from mbpo.memory import is_allocation_failure
 from mbpo.progress import Progress
 from mbpo.record import PHASES, RunWriter
 from mbpo.rollout import branched_rollout
@@ -59,7 +60,9 @@ class ModelPhase:
     def __init__(self, cfg: TrainConfig, obs_dim: int, act_dim: int, device: torch.device, gens: Generators) -> None:
         self.cfg, self.obs_dim, self.gens = cfg.mbpo, obs_dim, gens
         self.model = GaussianEnsemble(obs_dim, act_dim, cfg.mbpo, device, gens.torch)
-        self.buffer = ReplayBuffer(cfg.mbpo.model_buffer_size(), obs_dim, act_dim, device)
+        self.buffer = ReplayBuffer(
+            cfg.mbpo.model_buffer_size(), obs_dim, act_dim, device, name="model buffer (sized by rollout_batch_size)"
+        )
         self.terminated = termination_fn(cfg.run.env)
         self.first_step = max(cfg.sac.random_steps, 2)  # the model needs data to fit and hold out
         self.random_steps = cfg.sac.random_steps  # the schedule's epochs begin after them
@@ -154,7 +157,13 @@ class Trainer:
         self.low = self.env.action_space.low.astype(np.float32)
         self.high = self.env.action_space.high.astype(np.float32)
         self.agent = SAC(obs_dim, self.low, self.high, sac_cfg, device, gens.torch)
-        self.real = ReplayBuffer(min(sac_cfg.buffer_size, run.total_steps), obs_dim, len(self.low), device)
+        self.real = ReplayBuffer(
+            min(sac_cfg.buffer_size, run.total_steps),
+            obs_dim,
+            len(self.low),
+            device,
+            name="replay buffer (buffer_size)",
+        )
         self.model_phase = ModelPhase(cfg, obs_dim, len(self.low), device, gens) if run.algo == "mbpo" else None
         self.timer = Timer(PHASES)
         self.step = 0  # env steps completed
@@ -326,7 +335,19 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint's state (see `state_dict`), rebuilding the training env's state
-        by replaying the current episode's actions from its reset."""
+        by replaying the current episode's actions from its reset. `CheckpointError` for a state
+        that is not this run's shape (a missing part, a tensor of another size, a foreign value)."""
+        try:
+            self._load_state_dict(state)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            if is_allocation_failure(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise CheckpointError(f"its trainer state does not fit this run ({type(exc).__name__}: {first})") from None
+
+    def _load_state_dict(self, state: dict) -> None:
         gens = self.gens
         self.step = state["step"]
         self.agent.load_state_dict(state["agent"])

@@ -75,6 +75,16 @@ BAD_INPUT = [
     (["--preset", "nope"], "invalid choice: 'nope'"),
     (["--gamma", "1.5"], "gamma must be in [0, 1]"),
     (["--batch-size", "0"], "batch_size must be > 0"),
+    # registered ids that cannot be built here: a module or package missing
+    (["--env", "Hopper-v2"], "environment 'Hopper-v2' cannot be made here: The mujoco v2 and v3"),
+    (["--env", "GymV26Environment-v0"], "environment 'GymV26Environment-v0' cannot be made here"),
+    # sizes no machine can allocate: refused before any run file exists
+    (
+        ["--algo", "mbpo", "--rollout-batch-size", "1000000000", "--rollout-length", "500", "--total-steps", "50"],
+        "the model buffer (model_retain_epochs 1 x epoch_length",
+    ),
+    (["--buffer-size", "100000000000", "--total-steps", "100000000000"], "min(buffer_size 100000000000"),
+    (["--batch-size", "100000000000", "--random-steps", "0", "--total-steps", "5"], "batch_size 100000000000"),
 ]
 
 
@@ -95,6 +105,154 @@ def test_cuda_without_a_gpu_is_refused(tmp_path):
     assert result.stderr.strip() == (
         "python -m mbpo train: error: device 'cuda' requested but torch sees no CUDA device (use --device cpu or auto)"
     )
+
+
+def test_not_enough_memory_names_the_setting_and_the_bytes(tmp_path):
+    result = run_cli("--out", str(tmp_path / "run"), "--batch-size", "100000000000", "--total-steps", "5")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # a Pendulum row is 9 float32 (36 bytes), and each sampled row an 8-byte index
+    assert "a policy batch (batch_size 100000000000 rows) needs 4400000000000 bytes (4.0 TiB)" in result.stderr
+    assert "available (" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_buffer_that_fails_to_allocate_is_one_line_and_leaves_no_files(tmp_path, monkeypatch, capsys):
+    """The memory was there when checked, gone when the buffer is made (another process took it)."""
+    from mbpo import buffer, memory
+
+    real_zeros = torch.zeros
+
+    def zeros(*size, **kwargs):
+        if size and isinstance(size[0], int) and size[0] >= 10**9:
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 36000000000 bytes. Error code 12 (Cannot allocate memory)"
+            )
+        return real_zeros(*size, **kwargs)
+
+    monkeypatch.setattr(memory, "available", lambda device: (10**15, "pretend"))
+    monkeypatch.setattr(buffer.torch, "zeros", zeros)
+    out = tmp_path / "run"
+    args = ["--buffer-size", "1000000000", "--total-steps", "1000000000", "--quiet"]
+    assert cli.main(["train", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "python -m mbpo train: error: cannot allocate the replay buffer (buffer_size): "
+        "1000000000 rows of 9 float32 need 36000000000 bytes on cpu"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def test_running_out_of_memory_mid_run_is_one_line(tmp_path, monkeypatch, capsys):
+    calls = {"n": 0}
+    real_update = SAC.update
+
+    def update(self, batch, stats=False):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 800 bytes. Error code 12 (Cannot allocate memory)"
+            )
+        return real_update(self, batch, stats)
+
+    monkeypatch.setattr(SAC, "update", update)
+    assert cli.main(["train", "--out", str(tmp_path / "run"), *TINY, "--quiet", "--checkpoint-interval", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "python -m mbpo train: error: out of memory during the run (DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 800 bytes. Error code 12 (Cannot allocate memory)); no checkpoint was written "
+        "yet, so running the same command again starts over"
+    ]
+
+
+def test_an_empty_out_writes_nothing_in_the_current_folder(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mbpo", "train", "--out", "", "--total-steps", "50"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--out: expected a folder, got an empty string" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_from_args_refuses_help_instead_of_exiting():
+    """The planner checks each run's arguments in its own process: --help among them must not
+    print the help and end that process with status 0."""
+    assert cli.config_from_args(["--env", "Pendulum-v1"]).run.env == "Pendulum-v1"
+    for args in (["--help"], ["--env", "Pendulum-v1", "-h"]):
+        with pytest.raises(cli.ArgumentError, match="--help is not a run setting"):
+            cli.config_from_args(args)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"[1]", "not a complete run's metadata (a JSON list, not an object)"),
+        (b"\x80\xff\x00binary", "not a run's metadata (not JSON text: 'utf-8' codec can't decode"),
+        (b"{not json", "not a run's metadata (not JSON text: Expecting property name"),
+        (b'{"status": "running"}', "not a complete run's metadata (no status 'complete')"),
+    ],
+    ids=["list", "binary", "not-json", "not-complete"],
+)
+def test_a_foreign_metadata_json_is_refused_unless_overwrite(tmp_path, content, problem):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metadata.json").write_bytes(content)
+    refused = run_cli("--out", str(out), "--total-steps", "50", "--quiet")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert f"{out / 'metadata.json'}: {problem}" in refused.stderr
+    assert refused.stderr.strip().endswith("; pass --overwrite to replace it")
+    assert (out / "metadata.json").read_bytes() == content
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "metadata.json"]
+
+
+def test_overwrite_replaces_a_foreign_metadata_json(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metadata.json").write_bytes(b"\x80[1]")
+    result = run_cli("--out", str(out), "--total-steps", "50", "--quiet", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metadata.json").read_text())["status"] == "complete"
+
+
+def test_progress_has_no_eta_before_any_step():
+    from mbpo.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(1000, "run", interval=100, stream=stream)
+    progress.update(0)
+    progress.resumed(500)
+    progress.update(500, eval_return="1.0")  # just resumed: no step since
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and all(" eta ? " in line or line.endswith(" eta ?") for line in lines), lines
+    assert "nan" not in stream.getvalue()
+    progress.update(600)
+    assert " eta ?" not in stream.getvalue().splitlines()[-1]
+
+
+def test_ctrl_c_before_any_checkpoint_says_a_rerun_starts_over(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mbpo", "train", "--out", str(out), *TINY, "--total-steps", "100000"]
+    proc = subprocess.Popen([*cmd, "--quiet", "--checkpoint-interval", "0"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "train.csv.part").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip() == (
+        "python -m mbpo: interrupted; the run is incomplete: no checkpoint was written yet, "
+        "so running the same command again starts over"
+    )
+    assert not (out / "checkpoint.pt").exists()
 
 
 def test_missing_out_is_a_usage_error():
