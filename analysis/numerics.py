@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -131,14 +130,9 @@ def recorded(reference: Path) -> dict[str, str] | None:
     path = Path(reference) / "reference.json"
     if not path.exists():
         return None
-    try:
-        info = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NumericsError(f"{path} is not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise NumericsError(f"{path} cannot be read ({exc.strerror or exc})") from None
-    if not isinstance(info, dict):
-        raise NumericsError(f"{path} is not a JSON object (a {type(info).__name__})")
+    from analysis.runs import read_json_object
+
+    info = read_json_object(path, NumericsError)
     found = info.get("numerics_fingerprint")
     if found is None or found == {}:
         return None

@@ -58,14 +58,7 @@ def metadata(run_dir: Path) -> dict:
         unfinished = sorted(p.name for p in run_dir.glob("*.part"))
         why = f"unfinished: {', '.join(unfinished)}" if unfinished else f"no {METADATA_FILE}"
         raise RunFolderError(f"{run_dir} is not a complete run ({why})")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"{meta_path} is not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise RunFolderError(f"{meta_path} cannot be read ({exc.strerror or exc})") from None
-    if not isinstance(meta, dict):
-        raise RunFolderError(f"{meta_path} is not a JSON object")
+    meta = read_json_object(meta_path)
     if meta.get("status") != "complete":
         raise RunFolderError(f"{run_dir} is not a complete run (status {meta.get('status')!r} in {METADATA_FILE})")
     for key, kind, what in (
@@ -213,6 +206,20 @@ def train_seconds_per_env_step(run_dir: Path) -> float:
     value = metadata(run_dir).get("seconds_per_env_step")
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     return float(value) if ok else math.nan
+
+
+def read_json_object(path: Path, error: type[Exception] = RunFolderError) -> dict:
+    """A JSON file that must hold an object; `error` (one line naming the file) if it cannot be
+    read, is not JSON or holds something else."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise error(f"{path} cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(info, dict):
+        raise error(f"{path} is not a JSON object (a {type(info).__name__})")
+    return info
 
 
 def error_line(exc: BaseException) -> str:
