@@ -118,7 +118,8 @@ def returns_table(
                 length = int(runs.env_step.max()) if asym else budget[env]
                 at = (1.0,) if asym else fractions
                 steps = [f * length for f in at]
-                curve = iqm_curve(runs, np.array(steps), samples, seed).set_index("env_step")
+                curve = iqm_curve(runs, np.array(steps), samples, seed).drop_duplicates("env_step")
+                curve = curve.set_index("env_step")  # two fractions may fall on one whole step
                 row = {"env": env, "algo": algo, "variant": variant, "budget": length}
                 for fraction, step in zip(at, steps):
                     hit = curve.loc[int(step)] if int(step) in curve.index else None
@@ -338,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"--fractions must each be in (0, 1], got {bad[0]:g}")
     fractions = tuple(sorted(set(args.fractions)))
+    keys = [f"{f:g}" for f in fractions]
+    if len(set(keys)) < len(keys):
+        parser.error(f"--fractions must differ in their first 6 digits, got {' '.join(map(repr, fractions))}")
     try:
         table = make(args.runs, args.tables, args.figures, args.points, args.bootstrap_samples, args.seed, fractions)
     except (RunFolderError, PaperError, OSError, ValueError) as exc:

@@ -132,7 +132,7 @@ def main() -> None:
         ("--batch", args.batch >= 1, ">= 1", args.batch),
         (
             "--hidden",
-            all(h.strip().isdigit() and int(h) >= 1 for h in sizes),
+            all(h.strip().isdecimal() and int(h) >= 1 for h in sizes),
             "comma-separated sizes >= 1",
             args.hidden,
         ),

@@ -294,7 +294,10 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
             try:
                 trainer.load_state_dict(resume["trainer"])
             except CheckpointError as exc:
-                raise UsageError(f"{out / CHECKPOINT_FILE}: {exc}; pass --overwrite to start over") from None
+                raise UsageError(
+                    f"{out / CHECKPOINT_FILE}: {exc}; if the checkpoint is damaged or from other code, "
+                    "pass --overwrite to start over"
+                ) from None
             progress.resumed(trainer.step)
             if not args.quiet:
                 print(f"[{label}] resuming from the checkpoint at env step {trainer.step}", file=sys.stderr)
@@ -329,13 +332,16 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
     return 0
 
 
-def _rerun_hint(out: Path) -> str:
-    """What running the same command again does with the incomplete run in `out`."""
+def _rerun_hint(out: Path, overwrite: bool = False) -> str:
+    """What running the same command again does with the incomplete run in `out` (with
+    `--overwrite` it would discard the checkpoint: resuming is the command without it)."""
     try:
         saved = (out / CHECKPOINT_FILE).is_file()
     except OSError:
         saved = False
     if saved:
+        if overwrite:
+            return "run the same command without --overwrite to resume from its last checkpoint"
         return "run the same command again to resume from its last checkpoint"
     return "no checkpoint was written yet, so running the same command again starts over"
 
@@ -350,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Preempted as exc:
-        print(f"{parser.prog} {args.command}: stopped: {exc}; run the same command again to resume", file=sys.stderr)
+        again = "the same command without --overwrite" if args.overwrite else "the same command again"
+        print(f"{parser.prog} {args.command}: stopped: {exc}; run {again} to resume", file=sys.stderr)
         return EXIT_PREEMPTED
     except TrainingDiverged as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
@@ -360,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(
             f"{parser.prog} {args.command}: error: out of memory during the run ({memory.first_line(exc)}); "
-            f"{_rerun_hint(args.out)}",
+            f"{_rerun_hint(args.out, args.overwrite)}",
             file=sys.stderr,
         )
         return 1
@@ -369,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog} {args.command}: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; the run is incomplete: {_rerun_hint(args.out)}", file=sys.stderr)
+        print(
+            f"{parser.prog}: interrupted; the run is incomplete: {_rerun_hint(args.out, args.overwrite)}",
+            file=sys.stderr,
+        )
         return 130
     raise AssertionError(f"unhandled command {args.command}")

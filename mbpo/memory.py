@@ -79,25 +79,53 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None  # "max": no limit
 
 
-def _cgroup_room() -> int | None:
-    """Bytes this process's memory cgroup (a SLURM job's, a container's) still allows, if limited."""
+def _stat(path: Path, key: str) -> int:
+    """One counter of a cgroup's memory.stat (0 where absent)."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except OSError:
+        pass
+    return 0
+
+
+def _room(limit: int | None, used: int | None, reclaimable: int) -> int | None:
+    if limit is None or used is None or limit >= 2**62:  # v1 writes "no limit" as ~2**63
+        return None
+    return max(limit - max(used - reclaimable, 0), 0)
+
+
+def _cgroup_room(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes this process's memory cgroups (a SLURM job's, a container's) still allow, if limited:
+    the smallest room of the process's cgroup and its ancestors (SLURM limits the job or step, not
+    the task's own cgroup), counting the page cache the kernel can drop (inactive files) as free."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
     except OSError:
         return None
+    rooms = []
     for line in lines:
         hierarchy, controllers, path = line.split(":", 2)
         if hierarchy == "0" and controllers == "":  # cgroup v2
-            where = Path("/sys/fs/cgroup") / path.lstrip("/")
-            limit, used = _read_int(where / "memory.max"), _read_int(where / "memory.current")
+            base, names, stat_key = root, ("memory.max", "memory.current"), "inactive_file"
         elif "memory" in controllers.split(","):  # cgroup v1
-            where = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            limit, used = _read_int(where / "memory.limit_in_bytes"), _read_int(where / "memory.usage_in_bytes")
+            base = root / "memory"
+            names, stat_key = ("memory.limit_in_bytes", "memory.usage_in_bytes"), "total_inactive_file"
         else:
             continue
-        if limit is not None and used is not None and limit < 2**62:  # v1 writes "no limit" as ~2**63
-            return max(limit - used, 0)
-    return None
+        where = base / path.lstrip("/")
+        while True:
+            room = _room(
+                _read_int(where / names[0]), _read_int(where / names[1]), _stat(where / "memory.stat", stat_key)
+            )
+            if room is not None:
+                rooms.append(room)
+            if where == base or base not in where.parents:
+                break
+            where = where.parent
+    return min(rooms) if rooms else None
 
 
 def available(device: torch.device) -> tuple[int, str] | None:

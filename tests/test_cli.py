@@ -447,3 +447,15 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 130, stderr
         assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+
+
+def test_the_rerun_hint_never_tells_an_overwrite_run_to_repeat_itself(tmp_path):
+    """With --overwrite the same command would discard the checkpoint: resuming is without it."""
+    from mbpo.cli import _rerun_hint
+
+    assert "starts over" in _rerun_hint(tmp_path, overwrite=True)
+    (tmp_path / "checkpoint.pt").write_bytes(b"x")
+    assert _rerun_hint(tmp_path) == "run the same command again to resume from its last checkpoint"
+    assert _rerun_hint(tmp_path, overwrite=True) == (
+        "run the same command without --overwrite to resume from its last checkpoint"
+    )

@@ -142,7 +142,7 @@ def with_algo(algo: str, **fields) -> dict:
         (with_algo("sac", options={"preset": "seed"}), "algorithms.sac.options: preset is the algorithm's own"),
         (with_algo("mbpo", options={"eval_every": 5}), "algorithms.mbpo.options: eval_every comes from evaluation"),
         # fields that name what does not exist
-        (with_algo("sac", total_steps={"Hopper-v5": 100}), "algorithms.sac.total_steps: Hopper-v5 not in envs"),
+        (with_algo("sac", total_steps={"Hoper-v5": 100}), "algorithms.sac.total_steps: unknown environment 'Hoper-v5'"),
         (with_algo("mbpo", variant_options={"7": {"rollout_batch_size": 8}}), "variant_options: 7 not among its"),
         ({**CONFIG, "output": "results/../../elsewhere"}, "output: 'results/../../elsewhere' leaves the working"),
     ],
@@ -150,6 +150,11 @@ def with_algo(algo: str, **fields) -> dict:
 def test_configs_that_would_mislabel_or_misplace_runs_are_refused(config, message):
     with pytest.raises(ExperimentError, match=re.escape(message)):
         runs(config)
+
+
+def test_a_length_for_an_env_not_run_now_is_kept_for_later():
+    """Running a subset of an experiment's envs (`--config envs=[...]`) keeps the others' lengths."""
+    assert runs(with_algo("sac", total_steps={"Hopper-v5": 100, "Pendulum-v1": 50}))
 
 
 def test_an_option_that_is_not_the_variant_is_passed_on():

@@ -191,6 +191,12 @@ def test_tables_give_the_iqm_and_every_seed_at_the_chosen_fractions():
     assert (mbpo["at_0.25_runs"], mbpo["at_0.5_runs"], mbpo["at_1_runs"]) == (3, 2, 2)
     assert mbpo["at_0.25_iqm"] == pytest.approx(26.0)  # the IQM of 25, 26, 27
 
+    close = returns_table(scores, {"Hopper-v5": 1000}, samples=50, seed=0, fractions=(0.2501, 0.2502))
+    assert (
+        close.loc[close.algo == "mbpo", "at_0.2501_iqm"].item()
+        == close.loc[close.algo == "mbpo", "at_0.2502_iqm"].item()
+    )
+
     text = seeds_markdown(per_run, fractions)
     assert "| 0.25 x budget | 0.5 x budget | 1 x budget | last |" in text
     assert "| Hopper-v5 | MBPO (hpaper) | cpu | 2 | 1000 | 27 |  |  | 42 (400) |" in text
@@ -198,7 +204,7 @@ def test_tables_give_the_iqm_and_every_seed_at_the_chosen_fractions():
 
 
 def test_paper_command_refuses_fractions_outside_zero_to_one(tmp_path):
-    for bad in ("0", "1.5", "nan", "x"):
+    for bad in ("0", "1.5", "nan", "x", "0.50000001"):  # the last would share 0.5's column
         result = subprocess.run(
             [sys.executable, "-m", "analysis.paper", "--runs", str(tmp_path), "--tables", str(tmp_path / "t")]
             + ["--figures", str(tmp_path / "f"), "--fractions", "0.5", bad],
