@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from mbpo.record import CHECKPOINT_FILE, atomic_file
+from mbpo.usage import first_line
 
 FORMAT = 1
 
@@ -49,7 +50,7 @@ def load(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a torn or foreign file: torch raises several kinds
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc)
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first})") from None
     problem = structure_problem(payload)
     if problem is not None:

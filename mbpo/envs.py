@@ -8,6 +8,8 @@ import warnings
 import gymnasium as gym
 import numpy as np
 
+from mbpo.usage import first_line
+
 
 class EnvError(ValueError):
     """The environment id or its spaces cannot be used."""
@@ -35,10 +37,6 @@ TRUNCATED_OBS: dict[str, dict[str, bool]] = {
 }
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def make_env(env_id: str, truncate_obs: bool = False) -> gym.Env:
     """Make a continuous-control env: flat Box observations and Box actions.
 
@@ -56,13 +54,11 @@ def make_env(env_id: str, truncate_obs: bool = False) -> gym.Env:
         try:
             env = gym.make(env_id, **kwargs)
         except gym.error.DependencyNotInstalled as exc:
-            raise EnvError(f"environment {env_id!r} needs an extra dependency: {_first_line(exc)}") from None
+            raise EnvError(f"environment {env_id!r} needs an extra dependency: {first_line(exc)}") from None
         except ImportError as exc:  # a registered id whose module needs a package that is not here
-            raise EnvError(f"environment {env_id!r} cannot be made here: {_first_line(exc)}") from None
+            raise EnvError(f"environment {env_id!r} cannot be made here: {first_line(exc)}") from None
         except Exception as exc:  # any registered constructor may fail in its own way
-            raise EnvError(
-                f"environment {env_id!r} cannot be made ({type(exc).__name__}: {_first_line(exc)})"
-            ) from None
+            raise EnvError(f"environment {env_id!r} cannot be made ({type(exc).__name__}: {first_line(exc)})") from None
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not isinstance(env.action_space, gym.spaces.Box):

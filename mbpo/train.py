@@ -32,6 +32,7 @@ from mbpo.sac import SAC
 from mbpo.seeding import Generators
 from mbpo.termination import termination_fn
 from mbpo.transition import model_targets
+from mbpo.usage import first_line
 
 
 def evaluate(
@@ -344,7 +345,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             if is_allocation_failure(exc):
                 raise
-            first = (str(exc).strip().splitlines() or [""])[0]
+            first = first_line(exc)
             raise CheckpointError(f"its trainer state does not fit this run ({type(exc).__name__}: {first})") from None
 
     def _load_state_dict(self, state: dict) -> None:

@@ -10,6 +10,12 @@ from typing import NoReturn
 EXIT_USAGE = 2
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name if it has none), for the one
+    line a command prints."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class UsageError(Exception):
     """Bad input: reported as one line, exit status 2."""
 
