@@ -105,6 +105,16 @@ def compared_runs(scores: pd.DataFrame, env: str, algo: str) -> pd.DataFrame:
     return runs
 
 
+def table_steps(
+    runs: pd.DataFrame, algo: str, budget: int, fractions: tuple[float, ...]
+) -> tuple[int, tuple[float, ...]]:
+    """The budget a row of the tables is measured against and its fractions: the env's MBPO
+    budget at every fraction, except the SAC asymptote, at the end of its own longer runs only."""
+    if algo == "sac_asymptote":
+        return int(runs.env_step.max()), (1.0,)
+    return budget, fractions
+
+
 def returns_table(
     scores: pd.DataFrame, budget: dict[str, int], samples: int, seed: int, fractions: tuple[float, ...] = FRACTIONS
 ) -> pd.DataFrame:
@@ -114,9 +124,7 @@ def returns_table(
     for env in sorted(budget, key=paper_order):
         for algo in (*COMPARED, "sac_asymptote"):
             for variant, runs in compared_runs(scores, env, algo).groupby("variant", sort=True):
-                asym = algo == "sac_asymptote"
-                length = int(runs.env_step.max()) if asym else budget[env]
-                at = (1.0,) if asym else fractions
+                length, at = table_steps(runs, algo, budget[env], fractions)
                 steps = [f * length for f in at]
                 curve = iqm_curve(runs, np.array(steps), samples, seed).drop_duplicates("env_step")
                 curve = curve.set_index("env_step")  # two fractions may fall on one whole step
@@ -161,8 +169,7 @@ def seeds_table(scores: pd.DataFrame, budget: dict[str, int], fractions: tuple[f
             group = scores[(scores.env == env) & (scores.algo == algo)]
             for (variant, device, seed), run in group.groupby(["variant", "device", "seed"], sort=True):
                 run = run.sort_values("env_step")
-                length = int(run.env_step.max()) if algo == "sac_asymptote" else budget[env]
-                at = (1.0,) if algo == "sac_asymptote" else fractions
+                length, at = table_steps(run, algo, budget[env], fractions)
                 steps = np.array([f * length for f in at])
                 values = interpolate_curve(run.env_step.to_numpy(), run.score.to_numpy(), steps)
                 row = {"env": env, "algo": algo, "variant": variant, "device": device, "seed": seed, "budget": length}
