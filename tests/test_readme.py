@@ -18,7 +18,7 @@ def test_readme_has_exactly_two_setup_commands():
     commands = readme_commands()
     assert len(commands) == 2
     assert "snakemake --cores all" in commands[0] and commands[0].endswith("--report results/report.html")
-    assert commands[1].endswith("python -m pytest")
+    assert commands[1].endswith("python -m pytest -n auto --dist loadfile")
     assert all("-c constraints.txt" in c for c in commands)
 
 
