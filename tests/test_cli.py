@@ -425,26 +425,35 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
     import signal
     import time
 
+    package = str(Path(__file__).resolve().parent.parent / "mbpo") + "/"
     for delay in (0.1, 0.3, 0.6, 1.2, 6.0):
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mbpo",
-                "train",
-                "--out",
-                str(tmp_path / f"r{delay}"),
-                *TINY,
-                "--total-steps",
-                "100000",
-                "--quiet",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        # On a loaded machine the interpreter may still be in its own start-up (site packages) at
+        # 0.1 s, before `mbpo/__main__.py` runs: Python's own traceback, out of our hands. Such a
+        # try (a traceback through no file of the package) is repeated a little later.
+        for attempt in range(5):
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mbpo",
+                    "train",
+                    "--out",
+                    str(tmp_path / f"r{delay}-{attempt}"),
+                    *TINY,
+                    "--total-steps",
+                    "100000",
+                    "--quiet",
+                ],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(delay + 0.1 * attempt)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+            if not ("Traceback" in stderr and package not in stderr):
+                break
+        else:
+            pytest.fail(f"SIGINT at {delay} s landed before python -m mbpo started in 5 tries: {stderr}")
         assert proc.returncode == 130, stderr
         assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
 
