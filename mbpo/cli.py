@@ -2,46 +2,27 @@
 
 The flags are generated from the config dataclasses, so `--help` lists every hyperparameter with
 its default and the values of the named presets. Bad input ends with one line on stderr and
-exit status 2.
+exit status 2. This module imports no torch: `--help`, bad flags and bad settings are answered in a
+fraction of a second, and the run itself (`mbpo.launch`) is imported only once they pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import shlex
+import signal
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
-import torch
-
-from mbpo import checkpoint, memory
-from mbpo.buffer import AllocationError
-from mbpo.checkpoint import Checkpointer, CheckpointError, Preempted
-from mbpo.config import PRESETS, SECTIONS, ConfigError, TrainConfig, build_config, paper_table
-from mbpo.envs import EnvError, make_env
-from mbpo.progress import Progress
-from mbpo.record import (
-    CHECKPOINT_FILE,
-    RunFileError,
-    RunFolder,
-    RunLockedError,
-    RunWriter,
-    is_complete,
-    now_iso,
-    provenance,
-    streams,
-)
-from mbpo.seeding import make_generators
-from mbpo.termination import termination_fn
-from mbpo.train import Trainer, TrainingDiverged
-from mbpo.usage import EXIT_USAGE, ArgumentError, UsageError
+from mbpo.config import PRESETS, SECTIONS, TrainConfig, build_config, paper_table
+from mbpo.usage import EXIT_USAGE, ArgumentError
 from mbpo.usage import OneLineParser as _Parser
 
 NON_CONFIG_ARGS = ("command", "out", "overwrite", "quiet", "checkpoint_interval")
-EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped on request after saving a checkpoint
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -158,22 +139,28 @@ def config_from_args(args: Sequence[str]) -> TrainConfig:
     parser.raise_errors = True
     namespace = parser.parse_args(["train", "--out", "-", *args])
     overrides = {k: v for k, v in vars(namespace).items() if k not in NON_CONFIG_ARGS}
+    from mbpo.termination import termination_fn  # imports torch: only the pipeline's planner calls this
+
     try:
         cfg = build_config(overrides)
-        make_env(cfg.run.env, cfg.run.truncate_obs).close()
+        env_sizes(cfg)
         if cfg.run.algo == "mbpo":
             termination_fn(cfg.run.env)
-    except (ConfigError, EnvError, ValueError) as exc:
+    except ValueError as exc:  # ConfigError, EnvError
         raise ArgumentError(str(exc)) from None
     return cfg
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device 'cuda' requested but torch sees no CUDA device (use --device cpu or auto)")
-    return torch.device(name)
+def env_sizes(cfg: TrainConfig) -> tuple[int, int]:
+    """The observation and action sizes of the run's env; EnvError (a ValueError) for an unknown id,
+    a missing extra or an unusable space. Imports gymnasium (a quarter second), not torch."""
+    from mbpo.envs import make_env
+
+    env = make_env(cfg.run.env, cfg.run.truncate_obs)
+    try:
+        return env.observation_space.shape[0], env.action_space.shape[0]
+    finally:
+        env.close()
 
 
 def reproduce_command(cfg: TrainConfig, out: Path) -> str:
@@ -191,194 +178,41 @@ def reproduce_command(cfg: TrainConfig, out: Path) -> str:
     return shlex.join(words)
 
 
-def _load_resumable(out: Path, cfg: TrainConfig) -> dict | None:
-    """The checkpoint to resume from, None for a fresh start; UsageError if it is not this run's."""
-    path = out / CHECKPOINT_FILE
-    if not path.exists():
-        return None
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[list[int]]:
+    """Ctrl-C held while the block runs, then Python's default handler (KeyboardInterrupt) for the
+    run. The block imports torch, gymnasium and the training code: a KeyboardInterrupt in the
+    middle of an import can leave a library half-initialised (numpy without `logical_or`) or be
+    swallowed by one, after which the run would go on or fail with a traceback. The list records
+    the interrupts that arrived."""
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
-        payload = checkpoint.load(path, torch.device("cpu"))  # each part is copied to where it lives
-    except CheckpointError as exc:
-        raise UsageError(f"{exc}; pass --overwrite to discard it and start over") from None
-    diff = checkpoint.config_difference(payload["config"], cfg.to_dict())
-    if diff is not None:
-        raise UsageError(f"{out} holds an interrupted run with another config ({diff}); pass --overwrite to discard it")
-    files = sorted(["eval", *streams(cfg)])
-    if sorted(payload["offsets"]) != files:
-        raise UsageError(
-            f"{path}: records the files {sorted(payload['offsets'])}, this run writes {files}; "
-            "pass --overwrite to discard it and start over"
-        )
-    return payload
-
-
-def train_command(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
-    try:
-        cfg = build_config(overrides)
-        env = make_env(cfg.run.env, cfg.run.truncate_obs)  # unknown ids, missing extras, unusable spaces
-        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-        env.close()
-        if cfg.run.algo == "mbpo":
-            termination_fn(cfg.run.env)
-    except (ConfigError, EnvError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
-        raise UsageError(f"--checkpoint-interval must be a finite number >= 0, got {args.checkpoint_interval}")
-    device = resolve_device(cfg.run.device)
-    try:
-        memory.check(cfg, obs_dim, act_dim, device)  # before any run file is written
-    except memory.NotEnoughMemory as exc:
-        raise UsageError(str(exc)) from None
-    out: Path = args.out
-    try:
-        folder = RunFolder(out)
-    except RunLockedError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"cannot use --out {out}: {exc.strerror or exc}") from None
-    try:
-        return _train_in(folder, cfg, device, args)
+        yield held
     finally:
-        folder.release()
-
-
-def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: argparse.Namespace) -> int:
-    out = folder.out
-    if not args.overwrite:
-        try:
-            complete = is_complete(out)
-        except RunFileError as exc:
-            raise UsageError(f"{exc}; pass --overwrite to replace it") from None
-        if complete:
-            raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
-    resume = None if args.overwrite else _load_resumable(out, cfg)
-    torch.set_num_threads(cfg.run.threads)
-    # Denormal floats (tiny temperatures, Adam moments late in training) make CPU arithmetic
-    # many times slower: flushing them to zero cut SAC updates inside MBPO from 6.0 to 4.4 ms.
-    torch.set_flush_denormal(True)
-    gens = make_generators(cfg.run.seed, device)
-    label = f"{cfg.run.algo} {cfg.run.env} seed {cfg.run.seed}"
-    prov = provenance(device)
-    if resume is None:
-        folder.remove_owned()
-        writer = RunWriter(out, streams(cfg))
-        started, resumes = now_iso(), []
-    else:
-        try:
-            writer = RunWriter(out, streams(cfg), offsets=resume["offsets"])
-        except RunFileError as exc:
-            raise UsageError(f"{exc}; pass --overwrite to start over") from None
-        started = resume["start_time"]
-        resumes = [
-            *resume["resumes"],
-            {
-                "env_step": resume["trainer"]["step"],
-                "time": now_iso(),
-                "git_revision": prov["git_revision"],
-                "host": prov["host"],
-            },
-        ]
-    progress = Progress(cfg.run.total_steps, label, cfg.run.log_every, quiet=args.quiet)
-    header = {"config": cfg.to_dict(), "start_time": started, "resumes": resumes}
-    checkpointer = Checkpointer(out, args.checkpoint_interval, header, resumed_from=resume)
-    try:
-        try:
-            trainer = Trainer(cfg, device, gens, writer, progress)
-        except AllocationError as exc:  # the memory was there when checked, gone by now
-            writer.close()
-            if resume is None:
-                folder.remove_owned()  # only the part files' headers: nothing of the run is lost
-            raise UsageError(str(exc)) from None
-        if resume is not None:
-            try:
-                trainer.load_state_dict(resume["trainer"])
-            except CheckpointError as exc:
-                raise UsageError(
-                    f"{out / CHECKPOINT_FILE}: {exc}; if the checkpoint is damaged or from other code, "
-                    "pass --overwrite to start over"
-                ) from None
-            progress.resumed(trainer.step)
-            if not args.quiet:
-                print(f"[{label}] resuming from the checkpoint at env step {trainer.step}", file=sys.stderr)
-        summary = trainer.run(checkpointer)
-    except BaseException:
-        writer.close()
-        raise
-    finally:
-        progress.close()
-        checkpointer.close()
-    metadata = {
-        "algo": cfg.run.algo,
-        "env": cfg.run.env,
-        "seed": cfg.run.seed,
-        "config": cfg.to_dict(),
-        **prov,
-        "start_time": started,
-        "end_time": now_iso(),
-        "resumes": resumes,
-        "checkpoints": checkpointer.summary(),
-        **summary,
-        "command": reproduce_command(cfg, out),
-    }
-    writer.finish(metadata)
-    if not args.quiet:
-        print(
-            f"[{label}] done in {summary['wall_seconds']:.1f}s "
-            f"({summary['env_steps_per_second']:.0f} env steps/s), "
-            f"final eval return {summary['final_eval_return']:.1f} -> {out}",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def _rerun_hint(out: Path, overwrite: bool = False) -> str:
-    """What running the same command again does with the incomplete run in `out` (with
-    `--overwrite` it would discard the checkpoint: resuming is the command without it)."""
-    try:
-        saved = (out / CHECKPOINT_FILE).is_file()
-    except OSError:
-        saved = False
-    if saved:
-        if overwrite:
-            return "run the same command without --overwrite to resume from its last checkpoint"
-        return "run the same command again to resume from its last checkpoint"
-    return "no checkpoint was written yet, so running the same command again starts over"
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "train":
-            return train_command(args)
-    except UsageError as exc:
-        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Preempted as exc:
-        again = "the same command without --overwrite" if args.overwrite else "the same command again"
-        print(f"{parser.prog} {args.command}: stopped: {exc}; run {again} to resume", file=sys.stderr)
-        return EXIT_PREEMPTED
-    except TrainingDiverged as exc:
-        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except (MemoryError, RuntimeError) as exc:
-        if not memory.is_allocation_failure(exc):
-            raise
-        print(
-            f"{parser.prog} {args.command}: error: out of memory during the run ({memory.first_line(exc)}); "
-            f"{_rerun_hint(args.out, args.overwrite)}",
-            file=sys.stderr,
-        )
-        return 1
-    except OSError as exc:  # a full disk, a folder removed under the run, ...
-        where = exc.filename if exc.filename else f"the run folder {args.out}"
-        print(f"{parser.prog} {args.command}: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            f"{parser.prog}: interrupted; the run is incomplete: {_rerun_hint(args.out, args.overwrite)}",
-            file=sys.stderr,
-        )
+    with _interrupts_held() as held:  # nothing is written before the run starts
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        prog = f"{parser.prog} {args.command}"
+        overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
+        try:
+            cfg = build_config(overrides)
+            sizes = env_sizes(cfg)
+        except ValueError as exc:  # ConfigError, EnvError
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
+            print(
+                f"{prog}: error: --checkpoint-interval must be a finite number >= 0, got {args.checkpoint_interval}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        from mbpo import launch  # torch and the training code: seconds
+    if held:
+        print(f"{prog}: interrupted while starting; nothing was written", file=sys.stderr)
         return 130
-    raise AssertionError(f"unhandled command {args.command}")
+    return launch.train(prog, cfg, sizes, args)

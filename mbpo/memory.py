@@ -4,7 +4,7 @@ The replay buffers are allocated whole when a run starts (`mbpo.buffer.ReplayBuf
 policy update and model rollout draws a batch from them, so settings too large for the machine
 (a buffer of 10**11 rows, a batch of 10**11 rows) are known before the first env step. `check`
 refuses them with one line naming the setting and the bytes; an allocation that still fails later
-(other processes took the memory) is reported by `mbpo.cli` as one line too.
+(other processes took the memory) is reported by `mbpo.launch` as one line too.
 """
 
 from __future__ import annotations

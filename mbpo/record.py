@@ -25,6 +25,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import platform
 import socket
@@ -35,11 +36,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 
-import gymnasium
-import numpy as np
-import torch
-
 if TYPE_CHECKING:
+    import torch
+
     from mbpo.config import TrainConfig
 
 EVAL_FILE, METADATA_FILE, LOCK_FILE, CHECKPOINT_FILE = "eval.csv", "metadata.json", ".lock", "checkpoint.pt"
@@ -312,7 +311,7 @@ class RunWriter:
 
 def json_safe(value: Any) -> Any:
     """`value` with every non-finite float replaced by None, so the JSON is valid JSON."""
-    if isinstance(value, float) and not np.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
@@ -347,6 +346,8 @@ def cpu_name() -> str:
 
 def cpu_info() -> dict[str, Any]:
     """The CPU's vendor, model and the instruction set torch's CPU kernels use."""
+    import torch  # here, not at the top: the analysis commands read run files without torch
+
     return {
         "vendor": _cpuinfo("vendor_id") or platform.machine(),
         "model": cpu_name(),
@@ -356,12 +357,18 @@ def cpu_info() -> dict[str, Any]:
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.get_device_name(device)
     return cpu_name()
 
 
 def provenance(device: torch.device) -> dict[str, Any]:
     """Where and with what a run was made: versions, git revision, host, device."""
+    import gymnasium
+    import numpy as np
+    import torch
+
     revision = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {

@@ -180,6 +180,6 @@ def test_ctrl_c_with_a_checkpoint_says_a_rerun_resumes(preempted, tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert stderr.strip() == (
-        "python -m mbpo: interrupted; the run is incomplete: run the same command again to resume from its last "
+        "python -m mbpo train: interrupted; the run is incomplete: run the same command again to resume from its last "
         "checkpoint"
     )

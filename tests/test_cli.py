@@ -55,6 +55,27 @@ def test_help_documents_every_hyperparameter():
             assert "--" + f.name.replace("_", "-") in result.stdout, f.name
 
 
+
+def test_help_and_bad_settings_are_answered_before_torch_is_imported(tmp_path):
+    """Importing torch takes seconds: `--help`, a bad flag, a bad setting or an unknown env is
+    answered without it, and the analysis commands read run files without it."""
+    code = f"""
+import sys
+from mbpo.cli import main
+import analysis.aggregate, analysis.regress, analysis.summary
+for argv in (["train", "--out", {str(tmp_path)!r}, "--total-steps", "-3"], ["train", "--out", "x", "--env", "No-v0"]):
+    assert main(argv) == 2
+try:
+    main(["train", "--help"])
+except SystemExit as exc:
+    assert exc.code == 0
+print(sorted(name for name in ("torch", "mbpo.launch", "mbpo.train") if name in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+    assert list(tmp_path.iterdir()) == []
+
 BAD_INPUT = [
     (["--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
     (["--env", "Pendulum-v0"], "did you mean"),
@@ -249,7 +270,7 @@ def test_ctrl_c_before_any_checkpoint_says_a_rerun_starts_over(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert stderr.strip() == (
-        "python -m mbpo: interrupted; the run is incomplete: no checkpoint was written yet, "
+        "python -m mbpo train: interrupted; the run is incomplete: no checkpoint was written yet, "
         "so running the same command again starts over"
     )
     assert not (out / "checkpoint.pt").exists()
@@ -462,11 +483,11 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
 
 def test_the_rerun_hint_never_tells_an_overwrite_run_to_repeat_itself(tmp_path):
     """With --overwrite the same command would discard the checkpoint: resuming is without it."""
-    from mbpo.cli import _rerun_hint
+    from mbpo.launch import rerun_hint
 
-    assert "starts over" in _rerun_hint(tmp_path, overwrite=True)
+    assert "starts over" in rerun_hint(tmp_path, overwrite=True)
     (tmp_path / "checkpoint.pt").write_bytes(b"x")
-    assert _rerun_hint(tmp_path) == "run the same command again to resume from its last checkpoint"
-    assert _rerun_hint(tmp_path, overwrite=True) == (
+    assert rerun_hint(tmp_path) == "run the same command again to resume from its last checkpoint"
+    assert rerun_hint(tmp_path, overwrite=True) == (
         "run the same command without --overwrite to resume from its last checkpoint"
     )
