@@ -115,7 +115,7 @@ def _train(cfg: TrainConfig, env_sizes: tuple[int, int], args: argparse.Namespac
     out: Path = args.out
     try:
         folder = RunFolder(out)
-    except RunLockedError as exc:
+    except (RunLockedError, RunFileError) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot use --out {out}: {exc.strerror or exc}") from None

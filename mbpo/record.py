@@ -147,13 +147,18 @@ def _unlink_temporaries(folder: Path, name: str) -> None:
 class RunFolder:
     """Exclusive ownership of a run folder for as long as the object lives (see the module doc).
 
-    Raises `NotADirectoryError`/`PermissionError` for an unusable path and `RunLockedError`
-    naming the holder when another live process owns the folder."""
+    Raises `NotADirectoryError`/`PermissionError` for an unusable path, `RunFileError` for a
+    folder where the run writes a file (never deleted, even with `--overwrite`), and
+    `RunLockedError` naming the holder when another live process owns the folder."""
 
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(self.out))
+        for name in (LOCK_FILE, *OWNED_FILES):
+            path = self.out / name
+            if path.is_dir() and not path.is_symlink():
+                raise RunFileError(f"{path} is a folder where the run writes a file; move it out of the way")
         self.out.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.out / LOCK_FILE, "a+")
         try:

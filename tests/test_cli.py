@@ -240,6 +240,20 @@ def test_overwrite_replaces_a_foreign_metadata_json(tmp_path):
     assert json.loads((out / "metadata.json").read_text())["status"] == "complete"
 
 
+
+@pytest.mark.parametrize("name", ["metadata.json", "checkpoint.pt", "eval.csv", "train.csv.part", ".lock"])
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_a_folder_where_the_run_writes_a_file_is_refused_and_kept(tmp_path, name, overwrite):
+    """Bad input, not a failed run (exit 2, one line), and never deleted: --overwrite discards run
+    files, not folders a user put there."""
+    out = tmp_path / "run"
+    (out / name).mkdir(parents=True)
+    (out / name / "keep").write_text("x")
+    result = run_cli("--out", str(out), "--total-steps", "50", "--quiet", *overwrite)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{out / name} is a folder where the run writes a file; move it out of the way" in result.stderr
+    assert [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))] == [name, f"{name}/keep"]
+
 def test_progress_has_no_eta_before_any_step():
     from mbpo.progress import Progress
 
