@@ -55,7 +55,6 @@ def test_help_documents_every_hyperparameter():
             assert "--" + f.name.replace("_", "-") in result.stdout, f.name
 
 
-
 def test_help_and_bad_settings_are_answered_before_torch_is_imported(tmp_path):
     """Importing torch takes seconds: `--help`, a bad flag, a bad setting or an unknown env is
     answered without it, and the analysis commands read run files without it."""
@@ -75,6 +74,7 @@ print(sorted(name for name in ("torch", "mbpo.launch", "mbpo.train") if name in 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
     assert list(tmp_path.iterdir()) == []
+
 
 BAD_INPUT = [
     (["--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
@@ -240,7 +240,6 @@ def test_overwrite_replaces_a_foreign_metadata_json(tmp_path):
     assert json.loads((out / "metadata.json").read_text())["status"] == "complete"
 
 
-
 @pytest.mark.parametrize("name", ["metadata.json", "checkpoint.pt", "eval.csv", "train.csv.part", ".lock"])
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
 def test_a_folder_where_the_run_writes_a_file_is_refused_and_kept(tmp_path, name, overwrite):
@@ -253,6 +252,7 @@ def test_a_folder_where_the_run_writes_a_file_is_refused_and_kept(tmp_path, name
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"{out / name} is a folder where the run writes a file; move it out of the way" in result.stderr
     assert [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))] == [name, f"{name}/keep"]
+
 
 def test_progress_has_no_eta_before_any_step():
     from mbpo.progress import Progress
