@@ -71,12 +71,14 @@ def check_target(target: Path, output: Path) -> None:
     """`--to` may be a new or empty folder or a previous reference (it holds reference.json),
     and never the pipeline's output or runs folder or a folder holding them: replacing it
     deletes what was there."""
+    if Path(target).is_symlink():  # checked before resolving, which follows the link
+        raise RegressError(f"--to {target} is a symbolic link: not replaced; name the folder itself")
     target, output = Path(target).resolve(), Path(output).resolve()
     if output.is_relative_to(target):
         raise RegressError(f"--to {target} holds the runs' output folder {output}: it would be deleted")
     if target.is_relative_to(output / "runs"):
         raise RegressError(f"--to {target} is inside the runs' folder {output / 'runs'}: a reference is kept apart")
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
+    if target.exists() and not target.is_dir():
         raise RegressError(f"--to {target} exists and is not a folder: not replaced")
     if target.is_dir() and not (target / PROVENANCE).is_file() and any(target.iterdir()):
         raise RegressError(
@@ -105,7 +107,11 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)  # this command's own half-built copy
         raise
-    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    try:
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
     previous = old / target.name
     try:
         if target.exists():
@@ -118,7 +124,14 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
         if not previous.exists():
             old.rmdir()
         raise
-    shutil.rmtree(old)
+    try:
+        shutil.rmtree(old)
+    except OSError as exc:  # the new reference is in place: a leftover copy is not a failure
+        print(
+            f"python -m analysis.reference: warning: the previous reference's copy {old} was not removed "
+            f"({exc.strerror or exc}); delete it by hand",
+            file=sys.stderr,
+        )
     return info
 
 

@@ -498,17 +498,74 @@ def test_reference_never_replaces_a_folder_that_is_not_a_reference(tmp_path):
         tmp_path: "holds the runs' output folder",
         output / "runs" / "reference": "is inside the runs' folder",
         tmp_path / "a-file": "exists and is not a folder",
+        tmp_path / "dead-link": "is a symbolic link",
+        tmp_path / "live-link": "is a symbolic link",
     }
+    (tmp_path / "dead-link").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "live-link").symlink_to(victim)
     for target, why in refused.items():
         with pytest.raises(regress.RegressError, match=re.escape(why)):
             reference.build(output, config, target, "a" * 40, False, "python -m analysis.reference")
     assert (victim / "precious.txt").read_text() == "results" and (victim / "sub" / "more.txt").read_text() == "more"
     assert (tmp_path / "a-file").read_text() == "x" and len(list((output / "runs").rglob("eval.csv"))) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ci.yaml", "out", "victim"]  # no temporaries left
+    # no temporaries left, nothing made where the dead link points
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-file",
+        "ci.yaml",
+        "dead-link",
+        "live-link",
+        "out",
+        "victim",
+    ]
     empty = tmp_path / "empty"
     empty.mkdir()
     reference.build(output, config, empty, "a" * 40, False, "python -m analysis.reference")
     assert (empty / "reference.json").is_file()
+
+
+def test_reference_swap_leaves_no_temporaries_when_a_step_fails(tmp_path, monkeypatch, capsys):
+    """The second hidden folder cannot be made: the half-built copy goes, the target is unchanged.
+    The previous reference's copy cannot be deleted after the swap: a warning, not a failure (the
+    new reference is in place)."""
+    import shutil
+    import tempfile
+
+    from analysis import reference
+
+    output = stamped_output(tmp_path / "out", "a" * 40)
+    config = tmp_path / "ci.yaml"
+    config.write_text("seeds: [0]\n")
+    target = tmp_path / "ref"
+    reference.build(output, config, target, "a" * 40, False, "first")
+    first = (target / "reference.json").read_text()
+    made = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp_once(*args, **kwargs):
+        if made:
+            raise OSError(28, "No space left on device")
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(reference.tempfile, "mkdtemp", mkdtemp_once)
+    with pytest.raises(OSError, match="No space left"):
+        reference.build(output, config, target, "a" * 40, False, "second")
+    assert (target / "reference.json").read_text() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ci.yaml", "out", "ref"]
+    monkeypatch.undo()
+
+    real_rmtree = shutil.rmtree
+
+    def rmtree_not_old(path, *args, **kwargs):
+        if ".ref.old-" in str(path):
+            raise PermissionError(13, "Permission denied")
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(reference.shutil, "rmtree", rmtree_not_old)
+    info = reference.build(output, config, target, "a" * 40, False, "third")
+    assert info["runs"] == 3 and json.loads((target / "reference.json").read_text())["command"] == "third"
+    err = capsys.readouterr().err
+    assert "warning: the previous reference's copy" in err and "Permission denied" in err, err
 
 
 def test_reference_command_refuses_a_user_folder_in_one_line(tmp_path, capsys):
