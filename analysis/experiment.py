@@ -240,19 +240,22 @@ def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device
     if "every" in evaluation:
         args += ["--eval-every", str(evaluation["every"])]
     args += ["--eval-episodes", str(evaluation["episodes"])]
-    options = dict(spec.get("options", {}))
+    sources = {f"algorithms.{algo}.options": dict(spec.get("options", {}))}
     if trainer(algo) == "mbpo":
         if variant != PAPER_VARIANT:
             args += ["--rollout-length", rollout_length(variant)]
         per_length = {
             str(length): extra for length, extra in spec.get("variant_options", {}).items()
         }  # YAML: 500 or "500"
-        options.update(per_length.get(rollout_length(variant), {}))
+        length = rollout_length(variant)
+        sources[f"algorithms.{algo}.variant_options.{length}"] = dict(per_length.get(length, {}))
     else:
         args += ["--updates-per-step", str(updates_per_step(variant))]
-    for key in options:  # the run's identity and budget come from their own fields, never an option
-        if key in IDENTITY_FLAGS[trainer(algo)]:
-            raise ExperimentError(f"algorithms.{algo}.options: {key} {IDENTITY_FLAGS[trainer(algo)][key]}")
+    for where, extra in sources.items():  # the run's identity and budget come from their own fields
+        for key in extra:
+            if key in IDENTITY_FLAGS[trainer(algo)]:
+                raise ExperimentError(f"{where}: {key} {IDENTITY_FLAGS[trainer(algo)][key]}")
+    options = {key: value for extra in sources.values() for key, value in extra.items()}
     for key, value in options.items():
         if isinstance(value, bool):
             args.append("--" + ("" if value else "no-") + key.replace("_", "-"))

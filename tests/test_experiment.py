@@ -137,7 +137,10 @@ def with_algo(algo: str, **fields) -> dict:
         # an option that would make the folder's label, the budget or the evaluation lie
         (with_algo("sac", options={"updates_per_step": 5}), "algorithms.sac.options: updates_per_step is the variant"),
         (with_algo("mbpo", options={"rollout_length": 5}), "algorithms.mbpo.options: rollout_length is the variant"),
-        (with_algo("mbpo", variant_options={"1": {"rollout_length": 3}}), "options: rollout_length is the variant"),
+        (
+            with_algo("mbpo", variant_options={"1": {"rollout_length": 3}}),
+            "algorithms.mbpo.variant_options.1: rollout_length is the variant",
+        ),
         (with_algo("sac", options={"total_steps": 100}), "algorithms.sac.options: total_steps is the algorithm's own"),
         (with_algo("sac", options={"preset": "seed"}), "algorithms.sac.options: preset is the algorithm's own"),
         (with_algo("mbpo", options={"eval_every": 5}), "algorithms.mbpo.options: eval_every comes from evaluation"),
