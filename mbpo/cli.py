@@ -9,14 +9,14 @@ fraction of a second, and the run itself (`mbpo.launch`) is imported only once t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import shlex
 import signal
 import sys
+import threading
 import typing
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from mbpo.config import PRESETS, SECTIONS, TrainConfig, build_config, paper_table
 from mbpo.usage import EXIT_USAGE, ArgumentError
@@ -139,28 +139,29 @@ def config_from_args(args: Sequence[str]) -> TrainConfig:
     parser.raise_errors = True
     namespace = parser.parse_args(["train", "--out", "-", *args])
     overrides = {k: v for k, v in vars(namespace).items() if k not in NON_CONFIG_ARGS}
-    from mbpo.termination import termination_fn  # imports torch: only the pipeline's planner calls this
-
     try:
         cfg = build_config(overrides)
-        env_sizes(cfg)
-        if cfg.run.algo == "mbpo":
-            termination_fn(cfg.run.env)
+        check_env(cfg)
     except ValueError as exc:  # ConfigError, EnvError
         raise ArgumentError(str(exc)) from None
     return cfg
 
 
-def env_sizes(cfg: TrainConfig) -> tuple[int, int]:
+def check_env(cfg: TrainConfig) -> tuple[int, int]:
     """The observation and action sizes of the run's env; EnvError (a ValueError) for an unknown id,
-    a missing extra or an unusable space. Imports gymnasium (a quarter second), not torch."""
+    a missing extra or an unusable space, ValueError for MBPO on an env without a termination
+    function. Imports gymnasium (a quarter second), not torch."""
     from mbpo.envs import make_env
+    from mbpo.termination import termination_fn
 
     env = make_env(cfg.run.env, cfg.run.truncate_obs)
     try:
-        return env.observation_space.shape[0], env.action_space.shape[0]
+        sizes = env.observation_space.shape[0], env.action_space.shape[0]
     finally:
         env.close()
+    if cfg.run.algo == "mbpo":
+        termination_fn(cfg.run.env)
+    return sizes
 
 
 def reproduce_command(cfg: TrainConfig, out: Path) -> str:
@@ -178,41 +179,78 @@ def reproduce_command(cfg: TrainConfig, out: Path) -> str:
     return shlex.join(words)
 
 
-@contextlib.contextmanager
-def _interrupts_held() -> Iterator[list[int]]:
-    """Ctrl-C held while the block runs, then Python's default handler (KeyboardInterrupt) for the
-    run. The block imports torch, gymnasium and the training code: a KeyboardInterrupt in the
-    middle of an import can leave a library half-initialised (numpy without `logical_or`) or be
-    swallowed by one, after which the run would go on or fail with a traceback. The list records
-    the interrupts that arrived."""
-    held: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+class _StartUp:
+    """Ctrl-C held from the start of the command until its run begins (`release`): meanwhile it
+    parses, checks and imports gymnasium, torch and the training code, and a KeyboardInterrupt in
+    the middle of an import can leave a library half-initialised (numpy without `logical_or`) or be
+    swallowed by one, after which the run would go on or fail with a traceback.
+
+    `pending` is the list `python -m mbpo` has held Ctrl-C in since the interpreter started: its
+    handler stays, so no interrupt falls between the two, and Python's own handler
+    (KeyboardInterrupt) follows. Called in-process (`pending` None), the caller's handler is
+    installed again at `release`; outside the main thread, which never receives signals, nothing
+    is held."""
+
+    def __init__(self, pending: list[int] | None) -> None:
+        self.arrived: list[int] = [] if pending is None else pending
+        self._after: Any = signal.default_int_handler
+        self._holding = pending is not None
+        if pending is None and threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: self.arrived.append(signum))
+            self._after = previous if previous is not None else signal.default_int_handler
+            self._holding = True
+
+    def release(self) -> None:
+        """Ctrl-C is a KeyboardInterrupt from now on, and one is raised here if Ctrl-C came while
+        it was held."""
+        self.close()
+        if self.arrived:
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        """The handler that follows the hold, installed (once)."""
+        if self._holding:
+            self._holding = False
+            signal.signal(signal.SIGINT, self._after)
+
+
+def main(argv: Sequence[str] | None = None, pending: list[int] | None = None) -> int:
+    """`python -m mbpo ARGV`: its exit status (see `mbpo.launch.train`). Until the run starts
+    nothing is written, and a Ctrl-C held meanwhile (`pending`: see `_StartUp`) ends the command
+    with one line and status 130, even when its arguments were bad."""
+    prog = "python -m mbpo train"
+    start_up = _StartUp(pending)
     try:
-        yield held
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    with _interrupts_held() as held:  # nothing is written before the run starts
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        prog = f"{parser.prog} {args.command}"
-        overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
         try:
-            cfg = build_config(overrides)
-            sizes = env_sizes(cfg)
-        except ValueError as exc:  # ConfigError, EnvError
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+            start = _prepare(argv)
+        except SystemExit as exc:  # --help (printed, status 0), or argparse's own error line (status 2)
+            if exc.code not in (0, None) or not start_up.arrived:
+                raise  # an error line is out: it stays the only one
+            start = None
+        if start_up.arrived:
+            print(f"{prog}: interrupted while starting; nothing was written", file=sys.stderr)
+            return 130
+        if isinstance(start, str):
+            print(f"{prog}: error: {start}", file=sys.stderr)
             return EXIT_USAGE
-        if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
-            print(
-                f"{prog}: error: --checkpoint-interval must be a finite number >= 0, got {args.checkpoint_interval}",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        from mbpo import launch  # torch and the training code: seconds
-    if held:
-        print(f"{prog}: interrupted while starting; nothing was written", file=sys.stderr)
-        return 130
-    return launch.train(prog, cfg, sizes, args)
+        cfg, sizes, args, launch = start
+        return launch.train(prog, cfg, sizes, args, start_up.release)
+    finally:
+        start_up.close()  # when the command ended before its run (bad input, --help)
+
+
+def _prepare(argv: Sequence[str] | None) -> str | tuple[TrainConfig, tuple[int, int], argparse.Namespace, Any]:
+    """Parse, resolve the config, check the env and import the training code (`mbpo.launch`); the
+    error line instead when the input is bad."""
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
+    try:
+        cfg = build_config(overrides)
+        sizes = check_env(cfg)
+    except ValueError as exc:  # ConfigError, EnvError, no termination function
+        return str(exc)
+    if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
+        return f"--checkpoint-interval must be a finite number >= 0, got {args.checkpoint_interval}"
+    from mbpo import launch  # torch and the training code: seconds
+
+    return cfg, sizes, args, launch

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -29,19 +30,24 @@ from mbpo.record import (
     streams,
 )
 from mbpo.seeding import make_generators
-from mbpo.termination import termination_fn
 from mbpo.train import Trainer, TrainingDiverged
 from mbpo.usage import EXIT_USAGE, UsageError
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: stopped on request after saving a checkpoint
 
 
-def train(prog: str, cfg: TrainConfig, env_sizes: tuple[int, int], args: argparse.Namespace) -> int:
+def train(
+    prog: str, cfg: TrainConfig, env_sizes: tuple[int, int], args: argparse.Namespace, release: Callable[[], None]
+) -> int:
     """Run `prog` (`python -m mbpo train`) with the resolved `cfg` (its env's observation and
-    action sizes `env_sizes`, `mbpo.cli.env_sizes`) and return its exit status: 0 done,
+    action sizes `env_sizes`, `mbpo.cli.check_env`) and return its exit status: 0 done,
     2 bad input, 143 stopped by SIGTERM after a checkpoint, 130 Ctrl-C, 1 any other failure
-    (each reported as one line on stderr)."""
+    (each reported as one line on stderr). `release` ends the start-up's hold on Ctrl-C
+    (`mbpo.cli._StartUp`), raising KeyboardInterrupt if one came meanwhile."""
+    started = False
     try:
+        release()
+        started = True  # nothing is written before this line
         return _train(cfg, env_sizes, args)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -67,6 +73,9 @@ def train(prog: str, cfg: TrainConfig, env_sizes: tuple[int, int], args: argpars
         print(f"{prog}: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if not started:
+            print(f"{prog}: interrupted while starting; nothing was written", file=sys.stderr)
+            return 130
         print(f"{prog}: interrupted; the run is incomplete: {rerun_hint(args.out, args.overwrite)}", file=sys.stderr)
         return 130
 
@@ -101,11 +110,6 @@ def _load_resumable(out: Path, cfg: TrainConfig) -> dict | None:
 
 
 def _train(cfg: TrainConfig, env_sizes: tuple[int, int], args: argparse.Namespace) -> int:
-    if cfg.run.algo == "mbpo":
-        try:
-            termination_fn(cfg.run.env)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
     obs_dim, act_dim = env_sizes
     device = resolve_device(cfg.run.device)
     try:

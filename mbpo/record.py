@@ -141,7 +141,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _unlink_temporaries(folder: Path, name: str) -> None:
     for tmp in folder.glob(f".{name}.*.tmp"):
-        tmp.unlink(missing_ok=True)
+        if tmp.is_symlink() or not tmp.is_dir():  # a folder of that name is not one of ours: kept
+            tmp.unlink(missing_ok=True)
 
 
 class RunFolder:

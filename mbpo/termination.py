@@ -7,20 +7,21 @@ v4/v5 environments (default observation layout: positions without the x coordina
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # tensor methods only: the command line checks an env's function without torch
+    import torch
 
-TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+TerminationFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def never(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
     """Pendulum, HalfCheetah, Swimmer, Reacher: only time limits end episodes."""
-    return torch.zeros(next_obs.shape[0], dtype=torch.bool, device=next_obs.device)
+    return next_obs.new_zeros(next_obs.shape[0], dtype=bool)
 
 
 def _finite(next_obs: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(next_obs).all(dim=1)
+    return next_obs.isfinite().all(dim=1)
 
 
 def hopper(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -57,9 +58,9 @@ def inverted_pendulum(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.T
 def inverted_double_pendulum(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
     """Terminates when the tip height y <= 1, with y = 0.6 (cos t1 + cos(t1 + t2)) recovered from
     the observation's sines (entries 1, 2) and cosines (entries 3, 4)."""
-    t1 = torch.atan2(next_obs[:, 1], next_obs[:, 3])
-    t2 = torch.atan2(next_obs[:, 2], next_obs[:, 4])
-    return 0.6 * (torch.cos(t1) + torch.cos(t1 + t2)) <= 1.0
+    t1 = next_obs[:, 1].atan2(next_obs[:, 3])
+    t2 = next_obs[:, 2].atan2(next_obs[:, 4])
+    return 0.6 * (t1.cos() + (t1 + t2).cos()) <= 1.0
 
 
 def mountain_car(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:

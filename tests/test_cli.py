@@ -56,14 +56,20 @@ def test_help_documents_every_hyperparameter():
 
 
 def test_help_and_bad_settings_are_answered_before_torch_is_imported(tmp_path):
-    """Importing torch takes seconds: `--help`, a bad flag, a bad setting or an unknown env is
-    answered without it, and the analysis commands read run files without it."""
+    """Importing torch takes seconds: `--help`, a bad flag, a bad setting, an unknown env or one
+    MBPO cannot run is answered without it, the pipeline plans its runs without it, and the
+    analysis commands read run files without it."""
     code = f"""
 import sys
-from mbpo.cli import main
+from mbpo.cli import config_from_args, main
 import analysis.aggregate, analysis.regress, analysis.summary
-for argv in (["train", "--out", {str(tmp_path)!r}, "--total-steps", "-3"], ["train", "--out", "x", "--env", "No-v0"]):
+for argv in (
+    ["train", "--out", {str(tmp_path)!r}, "--total-steps", "-3"],
+    ["train", "--out", "x", "--env", "No-v0"],
+    ["train", "--out", "x", "--algo", "mbpo", "--env", "Pusher-v5"],  # no termination function
+):
     assert main(argv) == 2
+assert config_from_args(["--algo", "mbpo", "--env", "Hopper-v5"]).run.env == "Hopper-v5"  # the pipeline's planner
 try:
     main(["train", "--help"])
 except SystemExit as exc:
@@ -240,15 +246,22 @@ def test_overwrite_replaces_a_foreign_metadata_json(tmp_path):
     assert json.loads((out / "metadata.json").read_text())["status"] == "complete"
 
 
-@pytest.mark.parametrize("name", ["metadata.json", "checkpoint.pt", "eval.csv", "train.csv.part", ".lock"])
+@pytest.mark.parametrize(
+    "name", ["metadata.json", "checkpoint.pt", "eval.csv", "train.csv.part", ".lock", ".metadata.json.x1.tmp"]
+)
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
 def test_a_folder_where_the_run_writes_a_file_is_refused_and_kept(tmp_path, name, overwrite):
     """Bad input, not a failed run (exit 2, one line), and never deleted: --overwrite discards run
-    files, not folders a user put there."""
+    files, not folders a user put there (a folder named like a run's temporary file is not in the
+    way and is kept too)."""
     out = tmp_path / "run"
     (out / name).mkdir(parents=True)
     (out / name / "keep").write_text("x")
     result = run_cli("--out", str(out), "--total-steps", "50", "--quiet", *overwrite)
+    if name.endswith(".tmp"):  # a temporary's name, never the run's file: not in the way, and kept
+        assert result.returncode == 0, result.stderr
+        assert (out / name / "keep").read_text() == "x" and (out / "metadata.json").is_file()
+        return
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"{out / name} is a folder where the run writes a file; move it out of the way" in result.stderr
     assert [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))] == [name, f"{name}/keep"]
@@ -451,6 +464,76 @@ def test_a_read_only_out_is_one_line(small_mount):
     result = run_cli("--out", str(small_mount / "run"), *TINY)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"cannot use --out {small_mount / 'run'}: Read-only file system" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "mbpo/cli.py:main",
+        "mbpo/cli.py:_prepare",
+        "mbpo/cli.py:check_env",
+        "mbpo/launch.py:<module>",
+        "mbpo/launch.py:train",
+    ],
+)
+def test_ctrl_c_between_the_start_up_steps_is_one_line_and_nothing_is_written(tmp_path, where):
+    """SIGINT delivered exactly as a start-up step begins (a profiler hook sends it): the seams
+    between `python -m mbpo`'s own hold, the parser, the imports and the run's handler."""
+    file, function = where.split(":")
+    code = f"""
+import os, runpy, signal, sys
+fired = []
+def hook(frame, event, arg):
+    code = frame.f_code
+    if event == "call" and not fired and code.co_name == {function!r} and code.co_filename.endswith({file!r}):
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+sys.setprofile(hook)
+sys.argv = ["mbpo", "train", "--out", {str(tmp_path / "run")!r}, *{TINY!r}, "--quiet"]
+runpy.run_module("mbpo", run_name="__main__", alter_sys=True)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip() == "python -m mbpo train: interrupted while starting; nothing was written"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_ctrl_c_held_at_start_up_wins_over_bad_input_and_help(tmp_path, capsys):
+    import signal
+
+    bad = ["train", "--out", str(tmp_path / "r"), "--env", "No-v0"]
+    assert cli.main(bad, pending=[signal.SIGINT]) == 130
+    assert capsys.readouterr().err == "python -m mbpo train: interrupted while starting; nothing was written\n"
+    assert cli.main(["train", "--out", str(tmp_path / "r"), "--help"], pending=[signal.SIGINT]) == 130
+    with pytest.raises(SystemExit) as exited:  # argparse's error line is already out: it stays the only one
+        cli.main(["train", "--bogus"], pending=[signal.SIGINT])
+    assert exited.value.code == 2
+    assert cli.main(bad, pending=[]) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (tmp_path / "r").exists()
+
+
+def test_main_in_process_keeps_the_callers_handler_and_runs_outside_the_main_thread(tmp_path, capsys):
+    import signal
+    import threading
+
+    bad = ["train", "--out", str(tmp_path / "r"), "--total-steps", "-3"]
+
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, mine)
+    try:
+        assert cli.main(bad) == 2
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(cli.main(bad)))
+    thread.start()
+    thread.join(timeout=60)
+    assert results == [2]
+    assert capsys.readouterr().err.count("total_steps must be > 0") == 2
 
 
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
