@@ -138,13 +138,16 @@ def config_from_args(args: Sequence[str]) -> TrainConfig:
             sub.raise_errors = True
     parser.raise_errors = True
     namespace = parser.parse_args(["train", "--out", "-", *args])
-    overrides = {k: v for k, v in vars(namespace).items() if k not in NON_CONFIG_ARGS}
     try:
-        cfg = build_config(overrides)
-        check_env(cfg)
-    except ValueError as exc:  # ConfigError, EnvError
+        return _resolve(namespace)[0]
+    except ValueError as exc:  # ConfigError, EnvError, no termination function
         raise ArgumentError(str(exc)) from None
-    return cfg
+
+
+def _resolve(namespace: argparse.Namespace) -> tuple[TrainConfig, tuple[int, int]]:
+    """The config of parsed `train` arguments and its env's sizes (`check_env`), or ValueError."""
+    cfg = build_config({k: v for k, v in vars(namespace).items() if k not in NON_CONFIG_ARGS})
+    return cfg, check_env(cfg)
 
 
 def check_env(cfg: TrainConfig) -> tuple[int, int]:
@@ -243,10 +246,8 @@ def _prepare(argv: Sequence[str] | None) -> str | tuple[TrainConfig, tuple[int, 
     """Parse, resolve the config, check the env and import the training code (`mbpo.launch`); the
     error line instead when the input is bad."""
     args = build_parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG_ARGS}
     try:
-        cfg = build_config(overrides)
-        sizes = check_env(cfg)
+        cfg, sizes = _resolve(args)
     except ValueError as exc:  # ConfigError, EnvError, no termination function
         return str(exc)
     if not (args.checkpoint_interval >= 0 and args.checkpoint_interval < float("inf")):
