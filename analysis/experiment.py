@@ -10,10 +10,12 @@ A run is identified by (env, algo, variant, device, seed), which is also its fol
 
 from __future__ import annotations
 
+import ast
 import functools
+import importlib.util
 import math
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,8 +99,35 @@ def numbers_from_command_line(value: Any) -> Any:
     return value
 
 
+def built_without_gpu(version_file: Path) -> bool:
+    """True when a torch build's `version.py` says it has neither CUDA nor ROCm (`cuda` and
+    `hip` both assigned None), so `torch.cuda.is_available()` must be False. Anything else,
+    unreadable or unexpected, is False: the caller then asks torch itself."""
+    try:
+        tree = ast.parse(version_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, SyntaxError):
+        return False
+    values: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("cuda", "hip"):
+            values[target.id] = value.value if isinstance(value, ast.Constant) else ...
+    return values.get("cuda", ...) is None and values.get("hip", ...) is None
+
+
 @functools.cache
 def cuda_available() -> bool:
+    """`torch.cuda.is_available()`, without importing torch (~2.5 s of every Snakemake
+    invocation's planning) where the installed build is CPU-only."""
+    spec = importlib.util.find_spec("torch")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if built_without_gpu(Path(folder) / "version.py"):
+            return False
     import torch
 
     return torch.cuda.is_available()

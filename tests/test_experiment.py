@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -84,6 +86,51 @@ def test_auto_adds_cuda_only_where_torch_sees_a_gpu(monkeypatch):
     monkeypatch.setattr(experiment, "cuda_available", lambda: True)
     assert experiment.resolve_devices(["auto"]) == ["cpu", "cuda"]
     assert experiment.resolve_devices(["cuda", "auto"]) == ["cuda", "cpu"]
+
+
+CPU_VERSION_PY = """from typing import Optional
+
+__version__ = '2.13.0+cpu'
+debug = False
+cuda: Optional[str] = None
+git_version = 'cf30153c4c131c8164ee7798e5022d810682e2cb'
+hip: Optional[str] = None
+"""
+
+
+@pytest.mark.parametrize(
+    "text, cpu_only",
+    [
+        (CPU_VERSION_PY, True),
+        ("cuda = None\nhip = None\n", True),
+        (CPU_VERSION_PY.replace("cuda: Optional[str] = None", "cuda: Optional[str] = '13.0'"), False),
+        (CPU_VERSION_PY.replace("hip: Optional[str] = None", "hip: Optional[str] = '6.4.0'"), False),
+        (CPU_VERSION_PY.replace("hip: Optional[str] = None", ""), False),  # a build that does not say
+        ("cuda = get_cuda()\nhip = None\n", False),  # not a literal
+        ("cuda = None\nhip = None\ncuda = '12.8'\n", False),  # the last assignment counts
+        ("cuda = None\nhip = (\n", False),  # unparseable
+    ],
+)
+def test_a_cpu_only_torch_build_is_recognised_from_its_version_file(tmp_path, text, cpu_only):
+    version = tmp_path / "version.py"
+    version.write_text(text)
+    assert experiment.built_without_gpu(version) is cpu_only
+    assert experiment.built_without_gpu(tmp_path / "missing.py") is False
+
+
+def test_planning_auto_devices_agrees_with_torch_and_imports_it_only_for_a_gpu_build():
+    """The Snakefile resolves `devices: [auto]` at every invocation; on a CPU-only torch that
+    answer comes from torch's version file instead of a 2.5 s import."""
+    code = (
+        "import sys; from analysis import experiment as e; "
+        "print(e.cuda_available(), 'torch' in sys.modules); "
+        "import torch; print(torch.cuda.is_available(), torch.version.cuda is None and torch.version.hip is None)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    (answer, imported), (truth, cpu_build) = (line.split() for line in out.stdout.split("\n")[:2])
+    assert answer == truth
+    assert imported == ("False" if cpu_build == "True" else "True")
 
 
 def test_unknown_env_names_the_field():
