@@ -23,12 +23,14 @@ import hashlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from mbpo.usage import OneLineParser
+
+if TYPE_CHECKING:
+    import torch
 
 FINGERPRINT_VERSION = 1
 SAC_UPDATES = 6
@@ -43,6 +45,8 @@ def _section(cls: type, values: dict[str, Any]) -> Any:
 
 
 def _update(digest: hashlib._Hash, *tensors: torch.Tensor | np.ndarray) -> None:
+    import torch
+
     for t in tensors:
         array = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         digest.update(np.ascontiguousarray(array).tobytes())
@@ -50,6 +54,8 @@ def _update(digest: hashlib._Hash, *tensors: torch.Tensor | np.ndarray) -> None:
 
 def fingerprint(config: dict[str, Any]) -> str:
     """The fingerprint (hex) of one run config (the `config` of a run's metadata.json)."""
+    import torch
+
     from mbpo.config import MBPOConfig, SACConfig
     from mbpo.ensemble import GaussianEnsemble
     from mbpo.envs import make_env
@@ -174,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for group, value in have.items():
         print(f"{group}: {value}")
+    import torch
+
     print(
         f"capability {torch.backends.cpu.get_cpu_capability()}; {seconds:.2f} s; byte-identical runs possible: {possible} ({why})"
     )

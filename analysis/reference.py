@@ -23,7 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
 import yaml
 
 from analysis.numerics import fingerprints, group_configs
@@ -39,6 +38,8 @@ def git(*args: str) -> str:
 
 
 def machine() -> dict:
+    import torch
+
     from mbpo.record import device_name
 
     return {

@@ -62,7 +62,13 @@ def test_help_and_bad_settings_are_answered_before_torch_is_imported(tmp_path):
     code = f"""
 import sys
 from mbpo.cli import config_from_args, main
-import analysis.aggregate, analysis.regress, analysis.summary
+import analysis.aggregate, analysis.numerics, analysis.reference, analysis.regress, analysis.summary
+assert analysis.numerics.main(["--reference", {str(tmp_path / "none")!r}]) == 2
+for command in (analysis.numerics, analysis.reference):
+    try:
+        command.main(["--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
 for argv in (
     ["train", "--out", {str(tmp_path)!r}, "--total-steps", "-3"],
     ["train", "--out", "x", "--env", "No-v0"],
