@@ -107,7 +107,7 @@ def built_without_gpu(version_file: Path) -> bool:
         tree = ast.parse(version_file.read_text(encoding="utf-8"))
     except (OSError, ValueError, SyntaxError):
         return False
-    values: dict[str, Any] = {}
+    says_none: dict[str, bool] = {}  # the last module-level assignment of each name is the one torch sees
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
@@ -116,8 +116,8 @@ def built_without_gpu(version_file: Path) -> bool:
         else:
             continue
         if isinstance(target, ast.Name) and target.id in ("cuda", "hip"):
-            values[target.id] = value.value if isinstance(value, ast.Constant) else ...
-    return values.get("cuda", ...) is None and values.get("hip", ...) is None
+            says_none[target.id] = isinstance(value, ast.Constant) and value.value is None
+    return says_none.get("cuda", False) and says_none.get("hip", False)
 
 
 @functools.cache
