@@ -336,27 +336,47 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _cpuinfo(key: str) -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+def _cpuinfo(key: str, text: str | None = None) -> str | None:
+    """The first value of `key` in /proc/cpuinfo (or `text`), matched exactly ("model" is not
+    "model name"); None off Linux or where the key is missing."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == key:
+            return value.strip()
     return None
+
+
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 
 
 def cpu_name() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
-def cpu_info() -> dict[str, Any]:
-    """The CPU's vendor, model and the instruction set torch's CPU kernels use."""
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU's vendor, model, its family/model/stepping numbers and SIMD flags (a VM may name
+    only "AMD EPYC": the numbers tell its generation, the flags which kernels MKL and torch can
+    pick), and the instruction set torch's CPU kernels use. Two machines of one name can differ in
+    floating-point results; these fields say whether they are the same CPU."""
     import torch  # here, not at the top: the analysis commands read run files without torch
 
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags = set((_cpuinfo("flags", cpuinfo) or "").split())
     return {
-        "vendor": _cpuinfo("vendor_id") or platform.machine(),
-        "model": cpu_name(),
+        "vendor": _cpuinfo("vendor_id", cpuinfo) or platform.machine(),
+        "model": _cpuinfo("model name", cpuinfo) or platform.processor() or platform.machine(),
+        "family_model_stepping": [_cpuinfo(k, cpuinfo) for k in ("cpu family", "model", "stepping")],
+        "microcode": _cpuinfo("microcode", cpuinfo),
+        "simd": [f for f in SIMD_FLAGS if f in flags],
         "torch_capability": torch.backends.cpu.get_cpu_capability(),
     }
 

@@ -15,7 +15,7 @@ import torch
 
 from mbpo import cli
 from mbpo.config import SECTIONS
-from mbpo.record import EVAL_COLUMNS
+from mbpo.record import EVAL_COLUMNS, cpu_info
 from mbpo.sac import SAC
 
 TINY = [
@@ -594,3 +594,31 @@ def test_the_rerun_hint_never_tells_an_overwrite_run_to_repeat_itself(tmp_path):
     assert rerun_hint(tmp_path, overwrite=True) == (
         "run the same command without --overwrite to resume from its last checkpoint"
     )
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+microcode\t: 0x1000065
+flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+model name\t: other
+"""
+
+
+def test_cpu_info_tells_apart_cpus_of_one_name():
+    """A VM may call a Zen 3 and a Zen 4 both "AMD EPYC": the metadata must record the family,
+    model number and stepping (not confuse "model" with "model name") and the SIMD flags."""
+    info = cpu_info(CPUINFO)
+    assert info["vendor"] == "AuthenticAMD" and info["model"] == "AMD EPYC"
+    assert info["family_model_stepping"] == ["25", "17", "1"]
+    assert info["microcode"] == "0x1000065"
+    assert info["simd"] == ["avx2", "fma", "avx512f", "avx512_bf16"]
+    assert info["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    bare = cpu_info("")  # not Linux: no numbers, no flags, still a record
+    assert bare["family_model_stepping"] == [None, None, None] and bare["simd"] == []
