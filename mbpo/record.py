@@ -336,15 +336,18 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def _read_cpuinfo() -> str:
+    """/proc/cpuinfo's text; empty off Linux."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def _cpuinfo(key: str, text: str | None = None) -> str | None:
     """The first value of `key` in /proc/cpuinfo (or `text`), matched exactly ("model" is not
     "model name"); None off Linux or where the key is missing."""
-    if text is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    for line in text.splitlines():
+    for line in (_read_cpuinfo() if text is None else text).splitlines():
         name, sep, value = line.partition(":")
         if sep and name.strip() == key:
             return value.strip()
@@ -354,8 +357,8 @@ def _cpuinfo(key: str, text: str | None = None) -> str | None:
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 
 
-def cpu_name() -> str:
-    return _cpuinfo("model name") or platform.processor() or platform.machine()
+def cpu_name(text: str | None = None) -> str:
+    return _cpuinfo("model name", text) or platform.processor() or platform.machine()
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
@@ -365,17 +368,13 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
     floating-point results; these fields say whether they are the same CPU."""
     import torch  # here, not at the top: the analysis commands read run files without torch
 
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    flags = set((_cpuinfo("flags", cpuinfo) or "").split())
+    text = _read_cpuinfo() if cpuinfo is None else cpuinfo
+    flags = set((_cpuinfo("flags", text) or "").split())
     return {
-        "vendor": _cpuinfo("vendor_id", cpuinfo) or platform.machine(),
-        "model": _cpuinfo("model name", cpuinfo) or platform.processor() or platform.machine(),
-        "family_model_stepping": [_cpuinfo(k, cpuinfo) for k in ("cpu family", "model", "stepping")],
-        "microcode": _cpuinfo("microcode", cpuinfo),
+        "vendor": _cpuinfo("vendor_id", text) or platform.machine(),
+        "model": cpu_name(text),
+        "family_model_stepping": [_cpuinfo(k, text) for k in ("cpu family", "model", "stepping")],
+        "microcode": _cpuinfo("microcode", text),
         "simd": [f for f in SIMD_FLAGS if f in flags],
         "torch_capability": torch.backends.cpu.get_cpu_capability(),
     }

@@ -612,7 +612,7 @@ model name\t: other
 
 
 def test_cpu_info_tells_apart_cpus_of_one_name():
-    """A VM may call a Zen 3 and a Zen 4 both "AMD EPYC": the metadata must record the family,
+    """A VM may call an EPYC without AVX-512 and a Zen 4 both "AMD EPYC": the metadata must record the family,
     model number and stepping (not confuse "model" with "model name") and the SIMD flags."""
     info = cpu_info(CPUINFO)
     assert info["vendor"] == "AuthenticAMD" and info["model"] == "AMD EPYC"
