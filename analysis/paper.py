@@ -11,7 +11,8 @@ Writes:
   rollout length of the ablation plus the paper's schedule, as in the paper's rollout-length figure;
 - `tables/paper_returns.{csv,md}`: per env and algorithm, the IQM (95% CI) of the return at
   fixed fractions of the env's MBPO budget (`--fractions`), the number of runs, and the paper's
-  approximate value at the full budget (`PAPER_RETURNS`);
+  approximate value at its own full budget (`PAPER_RETURNS`; the cell names that step where the
+  runs are shorter, as the validation's 50k Hopper runs are than the paper's 125k);
 - `tables/paper_seeds.{csv,md}`: every run's own return at the same steps and at its last
   evaluation, so each IQM can be read back to its seeds.
 
@@ -137,6 +138,8 @@ def returns_table(
                     for stat in ("iqm", "ci_low", "ci_high"):
                         row[f"{key}_{stat}"] = float(hit[stat]) if hit is not None else math.nan
                 row["paper_at_budget"] = PAPER_RETURNS.get(env_name(env), {}).get(algo, math.nan)
+                paper_env = PAPER_ENVS.get(env_name(env))
+                row["paper_budget"] = paper_env.total_steps if paper_env is not None else math.nan
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -156,6 +159,8 @@ def markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> s
                     f"{row[f'{key}_iqm']:.0f} ({row[f'{key}_ci_low']:.0f}, {row[f'{key}_ci_high']:.0f}) [{row[f'{key}_runs']:.0f}]"
                 )
         paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
+        if paper and row.paper_budget != row.budget:  # a shorter run than the paper's: say where its value is
+            paper += f" at {row.paper_budget:.0f}"
         lines.append("| " + " | ".join([row.env, label(row.algo, row.variant), str(row.budget), *cells, paper]) + " |")
     return "\n".join(lines) + "\n"
 

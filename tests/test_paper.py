@@ -201,6 +201,11 @@ def test_tables_give_the_iqm_and_every_seed_at_the_chosen_fractions():
     assert "| 0.25 x budget | 0.5 x budget | 1 x budget | last |" in text
     assert "| Hopper-v5 | MBPO (hpaper) | cpu | 2 | 1000 | 27 |  |  | 42 (400) |" in text
     assert "| 0.25 x budget | 0.5 x budget | 1 x budget | paper, full budget |" in markdown(table, fractions)
+    # a 1000-step Hopper run is not the paper's 125k: its value is given with the step it belongs to
+    assert table.loc[table.algo == "mbpo", "paper_budget"].item() == 125_000
+    assert markdown(table, fractions).splitlines()[2].endswith("| ~3300 at 125000 |")
+    full = returns_table(scores.assign(env_step=scores.env_step * 125), {"Hopper-v5": 125_000}, 50, 0, fractions)
+    assert markdown(full, fractions).splitlines()[2].endswith("| ~3300 |")
 
 
 def test_paper_command_refuses_fractions_outside_zero_to_one(tmp_path):
