@@ -12,7 +12,7 @@ Writes:
 - `tables/paper_returns.{csv,md}`: per env and algorithm, the IQM (95% CI) of the return at
   fixed fractions of the env's MBPO budget (`--fractions`), the number of runs, and the paper's
   approximate value at its own full budget (`PAPER_RETURNS`; the cell names that step where the
-  runs are shorter, as the validation's 50k Hopper runs are than the paper's 125k);
+  budget differs, as the validation's 50k Hopper runs' does from the paper's 125k);
 - `tables/paper_seeds.{csv,md}`: every run's own return at the same steps and at its last
   evaluation, so each IQM can be read back to its seeds.
 
@@ -159,7 +159,7 @@ def markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> s
                     f"{row[f'{key}_iqm']:.0f} ({row[f'{key}_ci_low']:.0f}, {row[f'{key}_ci_high']:.0f}) [{row[f'{key}_runs']:.0f}]"
                 )
         paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
-        if paper and row.paper_budget != row.budget:  # a shorter run than the paper's: say where its value is
+        if paper and row.paper_budget != row.budget:  # a run of another length: say where the paper's value is
             paper += f" at {row.paper_budget:.0f}"
         lines.append("| " + " | ".join([row.env, label(row.algo, row.variant), str(row.budget), *cells, paper]) + " |")
     return "\n".join(lines) + "\n"
