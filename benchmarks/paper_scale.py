@@ -8,17 +8,17 @@ training at the real-data sizes of 10k, 25k and 50k env steps (7 members of 4 x 
 with the holdout pass), a rollout phase (100k branches through 5 elites) at the schedule's length
 at those steps, and one env step with its action. Model fits happen every 250 env steps and
 run until early stopping, so their cost per env step is epochs x epoch time / 250: the epochs per
-fit come from `--model-csv` (a real run's model.csv: the mean over its fits) or `--epochs`.
+fit come from `--model-csv` (a real run's model.csv: the mean over its fits after the first) or `--epochs`.
 
 It prints ms per env step with its split at 10k, 25k and 50k steps, then integrates the model
 over 125k steps (epoch time linear in the data, rollout time linear in the length) into the
-projected hours of a whole Hopper run on this device.
+projected hours of a whole Hopper run on this device (epochs per fit held constant;
+`benchmarks/experiment_cost.py` projects every run of an experiment, first fit apart).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import sys
 import time
@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import check_device, require, timeit  # noqa: E402
+from experiment_cost import fit_epochs  # noqa: E402
 
 from mbpo.config import build_config  # noqa: E402
 from mbpo.ensemble import GaussianEnsemble  # noqa: E402
@@ -55,22 +56,6 @@ def timed(fn, device: torch.device, repeat: int, number: int) -> float:
     return timeit(run, repeat, number)
 
 
-def fit_epochs(model_csv: Path) -> float:
-    """Mean epochs per model fit of a run's model.csv, its first fit (from scratch) left out
-    where there are others; ValueError when the file holds no such column of counts."""
-    with model_csv.open() as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "epochs" not in rows[0]:
-        raise ValueError("not a model.csv (no rows with an 'epochs' column)")
-    try:
-        counts = [int(r["epochs"]) for r in rows]
-    except (TypeError, ValueError):
-        raise ValueError("its 'epochs' column holds a value that is not a count") from None
-    if min(counts) < 1:
-        raise ValueError("its 'epochs' column holds a count < 1")
-    return float(np.mean(counts[1:] or counts[:1]))
-
-
 def main() -> None:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -89,9 +74,9 @@ def main() -> None:
     epochs = args.epochs
     if args.model_csv:
         try:
-            epochs = fit_epochs(args.model_csv)
-        except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-            parser.error(f"--model-csv {args.model_csv}: {exc.strerror if isinstance(exc, OSError) else exc}")
+            epochs = fit_epochs([args.model_csv])[1]
+        except ValueError as exc:
+            parser.error(f"--model-csv {exc}")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     device = torch.device(args.device)

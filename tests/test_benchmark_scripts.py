@@ -33,6 +33,20 @@ BAD_INPUT = [
     ("paper_scale.py", ["--epochs", "nan"], "--epochs"),
     ("paper_scale.py", ["--model-csv", "{tmp}/nonexist.csv"], "--model-csv"),
     ("paper_scale.py", ["--model-csv", "{tmp}/garbage.csv"], "--model-csv"),
+    ("experiment_cost.py", ["--threads", "0"], "--threads"),
+    ("experiment_cost.py", ["--device", "tpu"], "--device"),
+    ("experiment_cost.py", ["--device", "cuda"], "no CUDA device is visible"),
+    ("experiment_cost.py", ["--epochs", "inf"], "--epochs"),
+    ("experiment_cost.py", ["--sizes", "30000", "10000"], "--sizes"),
+    ("experiment_cost.py", ["--repeat", "0"], "--repeat"),
+    ("experiment_cost.py", ["--model-csv", "{tmp}/nonexist.csv"], "nonexist.csv: No such file"),
+    ("experiment_cost.py", ["--model-csv", "{tmp}/garbage.csv"], "not a model.csv"),
+    ("experiment_cost.py", ["--configfile", "{tmp}/nonexist.yaml"], "nonexist.yaml: No such file"),
+    ("experiment_cost.py", ["--configfile", "{tmp}/garbage.csv"], "garbage.csv: not a mapping"),
+    ("experiment_cost.py", ["--configfile", "{tmp}/schema.yaml"], "schema.yaml: config: 'seeds' is a required"),
+    ("experiment_cost.py", ["--configfile", "{tmp}/bad.yaml"], "bad.yaml, line 2, column 1"),
+    ("experiment_cost.py", ["--check", "{tmp}/nonexist"], "no such run folder"),
+    ("experiment_cost.py", ["--check", "{tmp}"], "not a complete run"),
     ("mbpo_components.py", ["--threads", "0"], "--threads"),
     ("checkpoint_cost.py", ["--folder", "{tmp}/nonexist"], "--folder"),
     ("checkpoint_cost.py", ["--folder", "{tmp}/garbage.csv"], "--folder"),
@@ -49,6 +63,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, named):
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("a CUDA device is visible here")
     (tmp_path / "garbage.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "bad.yaml").write_text("envs: [Hopper-v5\n")
+    (tmp_path / "schema.yaml").write_text("envs: [Hopper-v5]\n")
     cmd = [sys.executable, str(ROOT / "benchmarks" / script), *(a.format(tmp=tmp_path) for a in args)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     # a script that started its work would run for minutes: the timeout fails that case

@@ -1,0 +1,443 @@
+"""Projected hours of every run of an experiment config on this device, from parts timed here.
+
+    python benchmarks/experiment_cost.py [--configfile config/paper.yaml] [--device cpu]
+        [--threads 1] [--model-csv RUN/model.csv ...] [--check RUN ...]
+
+Each run of the config (the pipeline's own plan: `analysis.experiment.runs`, resolved as
+`python -m mbpo train` resolves it) is projected phase by phase, at its own sizes (observation and
+action dims, network widths, batch, rollouts per phase), integrated over its env steps the way
+`mbpo/train.py` takes them:
+
+- env step + action: every env step;
+- SAC updates: `updates_per_step` per env step after `random_steps`;
+- model fit (MBPO): every `model_train_freq` steps from `random_steps` on, epochs x one epoch on
+  the real data so far; an epoch's time is linear in the data (timed at `--sizes`); the epochs
+  per fit are those of real runs (`--model-csv`: the first fit, from scratch, and the mean of the
+  later, warm-started ones; by default the committed Hopper validation runs'), for every env;
+- rollouts (MBPO): each phase at the schedule's length, timed at lengths 1 and 2 with no branch
+  ever terminating (an upper bound);
+- evaluation: `eval_episodes` episodes of the env's full length every `eval_every` steps (an
+  upper bound: episodes that fall early cost less).
+
+Checkpoint writes (0.1% of a Hopper run) and start-up are left out. `--check RUN ...` projects
+finished runs the same way and prints projected against measured seconds per phase (their
+`metadata.json`): how far the projection holds on this machine. Timings are of this device at
+`--threads`; runs that share cores with other work take longer than projected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+from common import check_device, require, timeit  # noqa: E402
+
+from mbpo.config import TrainConfig  # noqa: E402
+from mbpo.usage import OneLineParser  # noqa: E402
+
+PHASES = ("update", "model", "rollout", "env", "eval")
+DEFAULT_MODEL_CSVS = "results/validation/runs/Hopper-v5/mbpo/hpaper/cpu/seed*/model.csv"
+
+
+def fit_epochs(paths: list[Path]) -> tuple[float, float]:
+    """(epochs of the first fit, mean epochs of the later fits) over runs' model.csv files;
+    ValueError naming the file when one holds no column of epoch counts."""
+    first, later = [], []
+    for path in paths:
+        try:
+            with path.open() as handle:
+                rows = list(csv.DictReader(handle))
+            if not rows or "epochs" not in rows[0]:
+                raise ValueError("not a model.csv (no rows with an 'epochs' column)")
+            try:
+                counts = [int(r["epochs"]) for r in rows]
+            except (TypeError, ValueError):
+                raise ValueError("its 'epochs' column holds a value that is not a count") from None
+            if min(counts) < 1:
+                raise ValueError("its 'epochs' column holds a count < 1")
+        except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+            raise ValueError(f"{path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+        first.append(counts[0])
+        later.extend(counts[1:])
+    return float(np.mean(first)), float(np.mean(later or first))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@dataclasses.dataclass(frozen=True)
+class Dims:
+    env: str
+    truncate_obs: bool
+    obs: int
+    act: int
+    episode_steps: int
+
+
+@functools.cache
+def dims_of(env_id: str, truncate_obs: bool) -> Dims:
+    from mbpo.envs import make_env
+
+    env = make_env(env_id, truncate_obs)
+    try:
+        return Dims(
+            env_id, truncate_obs, env.observation_space.shape[0], env.action_space.shape[0], env.spec.max_episode_steps
+        )
+    finally:
+        env.close()
+
+
+def line_through(low: tuple[float, float], high: tuple[float, float]) -> tuple[float, float]:
+    """(intercept, slope) of the line through two timings (x, seconds), neither below zero: where
+    noise tilts the line below zero at x = 0 (or makes it fall), the line through the origin and
+    the larger x's timing instead (what the cost at large x rests on)."""
+    slope = (high[1] - low[1]) / (high[0] - low[0])
+    intercept = low[1] - slope * low[0]
+    if intercept < 0 or slope < 0:
+        return 0.0, high[1] / high[0]
+    return intercept, slope
+
+
+class Timer:
+    """Seconds of each part at one set of sizes, timed once and kept (runs share envs and sizes)."""
+
+    def __init__(self, device: torch.device, repeat: int, sizes: tuple[int, int], say) -> None:
+        self.device, self.repeat, self.sizes, self.say = device, repeat, sizes, say
+        self.gen = torch.Generator(device=device).manual_seed(0)
+        self.cache: dict[tuple, object] = {}
+
+    def _once(self, key: tuple, measure):
+        if key not in self.cache:
+            t = time.perf_counter()
+            self.cache[key] = measure()
+            self.say(f"timed {key[0]} of {key[1]} ({time.perf_counter() - t:.0f} s)")
+        return self.cache[key]
+
+    def _agent(self, dims: Dims, cfg: TrainConfig):
+        from mbpo.sac import SAC
+
+        low, high = -np.ones(dims.act, np.float32), np.ones(dims.act, np.float32)
+        return SAC(dims.obs, low, high, cfg.sac, self.device, self.gen)
+
+    def _timed(self, fn, number: int, repeat: int | None = None) -> float:
+        def run() -> None:
+            fn()
+            sync(self.device)
+
+        return timeit(run, repeat or self.repeat, number)
+
+    def update(self, dims: Dims, cfg: TrainConfig) -> float:
+        """Seconds per SAC update (the run's widths and batch)."""
+        key = (
+            "sac update",
+            dims.env,
+            dims.obs,
+            dims.act,
+            cfg.sac.actor_hidden,
+            cfg.sac.critic_hidden,
+            cfg.sac.batch_size,
+        )
+
+        def measure() -> float:
+            agent = self._agent(dims, cfg)
+            batch = agent.layout.random_rows(cfg.sac.batch_size, self.gen, self.device)
+            return self._timed(lambda: agent.update(batch), 30)
+
+        return self._once(key, measure)
+
+    def env_step(self, dims: Dims, cfg: TrainConfig) -> float:
+        """Seconds per env step with the policy's action (random actions cost less)."""
+        key = ("env step + action", dims.env, dims.truncate_obs, cfg.sac.actor_hidden)
+
+        def measure() -> float:
+            from mbpo.envs import make_env
+
+            agent, env = self._agent(dims, cfg), make_env(dims.env, dims.truncate_obs)
+            obs, _ = env.reset(seed=0)
+
+            def step() -> None:
+                nonlocal obs
+                obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=False))
+                if terminated or truncated:
+                    obs, _ = env.reset()
+
+            try:
+                return timeit(step, self.repeat, 200)
+            finally:
+                env.close()
+
+        return self._once(key, measure)
+
+    def epoch(self, dims: Dims, cfg: TrainConfig) -> tuple[float, float]:
+        """(intercept s, slope s per sample) of one model epoch against the real data's size."""
+        mb = cfg.mbpo
+        key = ("model epoch", dims.env, dims.obs, dims.act, mb.ensemble_size, mb.model_hidden, mb.model_batch_size)
+
+        def measure() -> tuple[float, float]:
+            from mbpo.ensemble import GaussianEnsemble
+
+            model_cfg = dataclasses.replace(mb, model_max_epochs=2, model_patience=1000)
+            model = GaussianEnsemble(dims.obs, dims.act, model_cfg, self.device, self.gen)
+            seconds = []
+            for n in (1000, *self.sizes):  # the first: warm-up (slots, allocator)
+                x = torch.randn(n, dims.obs + dims.act, device=self.device, generator=self.gen)
+                y = torch.randn(n, 1 + dims.obs, device=self.device, generator=self.gen) * 0.1
+                sync(self.device)
+                t = time.perf_counter()
+                report = model.fit(x, y, self.gen)
+                sync(self.device)
+                seconds.append((time.perf_counter() - t) / report.epochs)
+            return line_through((self.sizes[0], seconds[1]), (self.sizes[1], seconds[2]))
+
+        return self._once(key, measure)
+
+    def rollout(self, dims: Dims, cfg: TrainConfig) -> tuple[float, float]:
+        """(intercept s, s per model step) of a rollout phase of the run's batch, no branch ending."""
+        mb = cfg.mbpo
+        key = ("rollout phase", dims.env, dims.obs, dims.act, mb.model_hidden, mb.rollout_batch_size, mb.num_elites)
+
+        def measure() -> tuple[float, float]:
+            from mbpo.ensemble import GaussianEnsemble
+            from mbpo.rollout import branched_rollout
+
+            agent = self._agent(dims, cfg)
+            model = GaussianEnsemble(dims.obs, dims.act, mb, self.device, self.gen)
+            start = torch.randn(mb.rollout_batch_size, dims.obs, device=self.device, generator=self.gen) * 0.1
+
+            def phase(length: int) -> float:
+                return self._timed(
+                    lambda: branched_rollout(
+                        start,
+                        length,
+                        lambda o: agent.sample(o, "rollout").action,
+                        lambda o, a: model.sample_next(o, a, self.gen),
+                        lambda o, a, n: torch.zeros(o.shape[0], dtype=torch.bool, device=o.device),
+                    ),
+                    1,
+                    max(self.repeat - 1, 1),
+                )
+
+            return line_through((1, phase(1)), (2, phase(2)))
+
+        return self._once(key, measure)
+
+
+def project(cfg: TrainConfig, timer: Timer, epochs: tuple[float, float]) -> dict[str, float]:
+    """Projected seconds of each phase (`PHASES`) of the run `cfg` describes."""
+    run, sac = cfg.run, cfg.sac
+    dims = dims_of(run.env, run.truncate_obs)
+    steps = run.total_steps
+    env_step = timer.env_step(dims, cfg)
+    evaluations = steps // run.eval_every + (steps % run.eval_every != 0)
+    out = dict.fromkeys(PHASES, 0.0)
+    out["env"] = steps * env_step
+    out["eval"] = evaluations * run.eval_episodes * dims.episode_steps * env_step
+    out["update"] = max(steps - sac.random_steps, 0) * sac.updates_per_step * timer.update(dims, cfg)
+    if run.algo == "mbpo":
+        mb = cfg.mbpo
+        e0, e1 = timer.epoch(dims, cfg)
+        r0, r1 = timer.rollout(dims, cfg)
+        first = max(sac.random_steps, 2)  # mbpo.train.ModelPhase.due
+        for k, step in enumerate(range(first, steps + 1, mb.model_train_freq)):
+            # every epoch trains on the split and scores the holdout: linear in all `step` rows
+            out["model"] += (epochs[0] if k == 0 else epochs[1]) * (e0 + e1 * step)
+            out["rollout"] += r0 + r1 * mb.rollout_length_at(step, sac.random_steps)
+    return out
+
+
+def load_plan(path: Path) -> dict[tuple[str, str, str], tuple[TrainConfig, int]]:
+    """The config's runs as the pipeline plans them: (env, algo, variant) -> (the resolved config of
+    its first seed, the number of runs: seeds x devices); ValueError with one line on bad input."""
+    import yaml
+    from snakemake.utils import validate
+
+    from analysis.experiment import check_schema, check_yaml, runs, train_args
+    from mbpo.cli import ArgumentError, config_from_args
+
+    schema = str(ROOT / "workflow/schemas/config.schema.yaml")
+    check_yaml(str(path))  # its one line names the file
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: not a mapping of settings")
+    try:
+        check_schema(config, schema)
+        validate(config, schema)  # fills the schema's defaults, as the Snakefile does
+        planned = runs(config)
+    except ValueError as exc:  # ExperimentError is one
+        raise ValueError(f"{path}: {exc}") from None
+    plan: dict[tuple[str, str, str], tuple[TrainConfig, int]] = {}
+    for run in planned:
+        key = (run.env, run.algo, run.variant)
+        if key in plan:
+            plan[key] = (plan[key][0], plan[key][1] + 1)
+            continue
+        try:
+            plan[key] = (config_from_args(train_args(config, run.env, run.algo, run.variant, run.device, run.seed)), 1)
+        except ArgumentError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return plan
+
+
+def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict]:
+    """A finished run's resolved config, its measured seconds per phase, and its metadata."""
+    import shlex
+
+    from analysis.runs import RunFolderError, metadata
+    from mbpo.cli import ArgumentError, config_from_args
+
+    try:
+        meta = metadata(folder)
+    except RunFolderError as exc:
+        raise ValueError(str(exc)) from None
+    if meta.get("status") != "complete" or not isinstance(meta.get("seconds"), dict):
+        raise ValueError(f"{folder}: not a finished run (metadata.json status {meta.get('status')!r})")
+    words = shlex.split(str(meta.get("command", "")))
+    if words[:4] != ["python", "-m", "mbpo", "train"]:
+        raise ValueError(f"{folder}/metadata.json: its 'command' is not a `python -m mbpo train` command")
+    try:
+        cfg = config_from_args(words[4:])
+    except ArgumentError as exc:
+        raise ValueError(f"{folder}/metadata.json: its command: {exc}") from None
+    seconds = meta["seconds"]
+    try:
+        measured = {phase: float(seconds.get(phase, 0.0)) for phase in PHASES}
+        measured["env"] += float(seconds.get("act", 0.0))  # the run times the action apart
+    except (TypeError, ValueError):
+        raise ValueError(f"{folder}/metadata.json: its 'seconds' hold a value that is not a number") from None
+    return cfg, measured, meta
+
+
+def elsewhere(meta: dict, device: torch.device, threads: int) -> str:
+    """How a finished run's machine differed from this one (device, CPU, threads): its times
+    compare with this projection only where it ran here, alone on its core."""
+    notes = []
+    if meta.get("device") != device.type:
+        notes.append(f"ran on {meta.get('device')}")
+    elif device.type == "cpu":
+        from mbpo.record import cpu_info
+
+        here, there = cpu_info(), meta.get("cpu") if isinstance(meta.get("cpu"), dict) else {}
+        differ = [key for key in there if key in here and there[key] != here[key]]
+        if differ:
+            notes.append("another CPU: " + ", ".join(f"{key} {there[key]}" for key in differ))
+    if meta.get("threads") != threads:
+        notes.append(f"{meta.get('threads')} thread(s)")
+    return f"  ({'; '.join(notes)})" if notes else ""
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f}" if seconds < 36_000 else f"{seconds / 3600:.0f}"
+
+
+def main() -> None:
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--configfile",
+        type=Path,
+        default=ROOT / "config/paper.yaml",
+        help="the experiment (default: config/paper.yaml)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the parts are timed")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the runs' own default: 1)")
+    parser.add_argument(
+        "--model-csv", type=Path, nargs="+", help=f"runs' model.csv: epochs per fit (default: {DEFAULT_MODEL_CSVS})"
+    )
+    parser.add_argument("--epochs", type=float, help="epochs of every model fit, instead of --model-csv")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs=2,
+        default=(10_000, 30_000),
+        metavar=("N1", "N2"),
+        help="real-data sizes an epoch is timed at",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per timing (the median is kept)")
+    parser.add_argument(
+        "--check", type=Path, nargs="+", default=[], metavar="RUN", help="finished runs to compare against"
+    )
+    args = parser.parse_args()
+    require(
+        parser,
+        ("--threads", args.threads >= 1, ">= 1", args.threads),
+        ("--epochs", args.epochs is None or 0 < args.epochs < np.inf, "a finite number > 0", args.epochs),
+        ("--sizes", 1000 < args.sizes[0] < args.sizes[1], "two sizes, 1000 < N1 < N2", args.sizes),
+        ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
+    )
+    check_device(parser, args.device)
+    if args.epochs is not None:
+        epochs = (args.epochs, args.epochs)
+    else:
+        paths = args.model_csv or sorted(ROOT.glob(DEFAULT_MODEL_CSVS))
+        if not paths:
+            parser.error(f"--model-csv: no runs' model.csv given and none at {DEFAULT_MODEL_CSVS} (or give --epochs)")
+        try:
+            epochs = fit_epochs(paths)
+        except ValueError as exc:
+            parser.error(f"--model-csv {exc}")
+    try:
+        finished = [load_finished(folder) for folder in args.check]
+    except ValueError as exc:
+        parser.error(f"--check {exc}")
+    try:
+        plan = load_plan(args.configfile)
+    except OSError as exc:
+        parser.error(f"--configfile {args.configfile}: {exc.strerror}")
+    except ValueError as exc:  # names the file
+        parser.error(f"--configfile {exc}")
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device {device} ({name}), {torch.get_num_threads()} thread(s), torch {torch.__version__}")
+    print(f"model epochs per fit: {epochs[0]:.1f} for the first (from scratch), {epochs[1]:.1f} for the later ones")
+    timer = Timer(device, args.repeat, tuple(args.sizes), lambda line: print(line, file=sys.stderr, flush=True))
+
+    if finished:
+        print("\nfinished runs, projected / measured seconds per phase (env: env steps and actions):")
+        print(f"{'run':<42} " + " ".join(f"{p:>15}" for p in PHASES) + f" {'total':>15}  ratio")
+        for (cfg, measured, meta), folder in zip(finished, args.check):
+            projected = project(cfg, timer, epochs)
+            cells = [f"{projected[p]:>7.0f}/{measured[p]:<7.0f}" for p in PHASES]
+            total_p, total_m = sum(projected.values()), sum(measured.values())
+            note = elsewhere(meta, device, args.threads)
+            label = "/".join(folder.resolve().parts[-5:])  # env/algo/variant/device/seed
+            print(
+                f"{label:<42} " + " ".join(cells) + f" {total_p:>7.0f}/{total_m:<7.0f}  {total_p / total_m:.2f}{note}"
+            )
+
+    shown = (
+        os.path.relpath(args.configfile) if args.configfile.resolve().is_relative_to(Path.cwd()) else args.configfile
+    )
+    print(f"\n{shown}: projected hours per run on this device, one run per {args.threads} thread(s):")
+    header = f"{'env':<28} {'algo':<15} {'variant':<8} {'steps':>8} {'runs':>5} " + " ".join(f"{p:>7}" for p in PHASES)
+    print(header + f" {'per run':>8} {'all runs':>9}")
+    grand, count = 0.0, 0
+    for (env, algo, variant), (cfg, n) in plan.items():
+        parts = project(cfg, timer, epochs)
+        per_run = sum(parts.values())
+        grand += per_run * n
+        count += n
+        split = " ".join(f"{hours(parts[p]):>7}" for p in PHASES)
+        print(
+            f"{env:<28} {algo:<15} {variant:<8} {cfg.run.total_steps:>8} {n:>5} {split} {hours(per_run):>8} {hours(per_run * n):>9}"
+        )
+    print(f"all {count} runs: {grand / 3600:,.0f} hours of this device at {args.threads} thread(s) per run")
+
+
+if __name__ == "__main__":
+    main()
