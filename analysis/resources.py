@@ -112,11 +112,11 @@ COSTS: tuple[Cost, ...] = (
         "Hopper-v5",
         "mbpo",
         "cpu",
-        0.475,
-        1.6e-5,
+        0.314,
+        7.7e-6,
         20,
-        f"config/validation.yaml, `paper` preset, seed 0: train.csv, 575 ms per step over steps 5000-7500 and 615 over 7500-10000, "
-        f"a line through both; {_VM}",
+        "config/validation.yaml, `paper` preset, seeds 1 and 2 run to 50k: eval.csv's wall_seconds, 421 and 438 ms per step "
+        f"over steps 5000-25000 and 605 and 600 over 25000-50000, a line through each, averaged; {_VM}",
     ),
     Cost(
         "Hopper-v5",
