@@ -29,6 +29,14 @@ def require(parser: argparse.ArgumentParser, *checks: tuple[str, bool, str, obje
             parser.error(f"{flag} must be {want}, got {got}")
 
 
+def threads_check(threads: int) -> tuple[str, bool, str, object]:
+    """`require`'s check of a `--threads` value: the training CLI's own bounds (torch takes a C
+    int, so a huge value would end in its overflow traceback)."""
+    from mbpo.config import MAX_THREADS
+
+    return ("--threads", 1 <= threads <= MAX_THREADS, f"in [1, {MAX_THREADS}]", threads)
+
+
 def check_device(parser: argparse.ArgumentParser, name: str, choices: tuple[str, ...] = ("cpu", "cuda")) -> None:
     """`--device` is one of `choices`, and cuda only where torch sees a CUDA device: one line,
     exit 2, instead of torch's traceback halfway through."""

@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 import torch
-from common import require, timeit
+from common import require, threads_check, timeit
 
 from mbpo.config import MBPOConfig, SACConfig
 from mbpo.ensemble import GaussianEnsemble
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     require(
         parser,
-        ("--threads", args.threads >= 1, ">= 1", args.threads),
+        threads_check(args.threads),
         ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
     )
     torch.set_num_threads(args.threads)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import check_device, require, timeit  # noqa: E402
+from common import check_device, require, threads_check, timeit  # noqa: E402
 from experiment_cost import fit_epochs  # noqa: E402
 
 from mbpo.config import build_config  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     require(
         parser,
-        ("--threads", args.threads >= 1, ">= 1", args.threads),
+        threads_check(args.threads),
         ("--epochs", 0 < args.epochs < np.inf, "a finite number > 0", args.epochs),
         ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
     )

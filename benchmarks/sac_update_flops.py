@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 import torch
-from common import require, timeit
+from common import require, threads_check, timeit
 from torch import nn
 
 from mbpo.config import SACConfig
@@ -137,7 +137,7 @@ def main() -> None:
             args.hidden,
         ),
         ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
-        ("--threads", args.threads >= 1, ">= 1", args.threads),
+        threads_check(args.threads),
     )
     torch.set_num_threads(args.threads)
     hidden = [int(h) for h in sizes]

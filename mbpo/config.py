@@ -323,6 +323,7 @@ def build_config(overrides: dict[str, Any]) -> TrainConfig:
 
 
 MAX_SEED = 2**63 - 1
+MAX_THREADS = 4096  # torch takes a C int; more threads than any machine's cores is a typo
 
 
 def _non_finite(cfg: TrainConfig) -> str | None:
@@ -347,7 +348,7 @@ def validate(cfg: TrainConfig) -> None:
         (r.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {r.device!r}"),
         (0 <= r.seed <= MAX_SEED, f"seed must be in [0, 2**63 - 1], got {r.seed}"),
         (r.total_steps > 0, f"total_steps must be > 0, got {r.total_steps}"),
-        (r.threads > 0, f"threads must be > 0, got {r.threads}"),
+        (0 < r.threads <= MAX_THREADS, f"threads must be in [1, {MAX_THREADS}], got {r.threads}"),
         (r.eval_every > 0, f"eval_every must be > 0, got {r.eval_every}"),
         (r.eval_episodes > 0, f"eval_episodes must be > 0, got {r.eval_episodes}"),
         (r.log_every > 0, f"log_every must be > 0, got {r.log_every}"),

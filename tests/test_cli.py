@@ -96,6 +96,8 @@ BAD_INPUT = [
     (["--total-steps", "-5"], "total_steps must be > 0"),
     (["--seed", "-1"], "seed must be in [0, 2**63 - 1], got -1"),
     (["--seed", "99999999999999999999999"], "seed must be in [0, 2**63 - 1]"),
+    (["--threads", "0"], "threads must be in [1, 4096], got 0"),
+    (["--threads", "1099511627776"], "threads must be in [1, 4096]"),  # torch.set_num_threads overflows
     (["--actor-lr", "inf"], "actor_lr must be a finite number, got inf"),
     (["--target-entropy", "nan"], "target_entropy must be a finite number, got nan"),
     (["--model-weight-decay", "0,0,nan,0"], "only apply to algo mbpo"),
