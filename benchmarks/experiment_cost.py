@@ -11,18 +11,22 @@ action dims, network widths, batch, rollouts per phase), integrated over its env
 - env step + action: every env step;
 - SAC updates: `updates_per_step` per env step after `random_steps`;
 - model fit (MBPO): every `model_train_freq` steps from `random_steps` on, epochs x one epoch on
-  the real data so far; an epoch's time is linear in the data (timed at `--sizes`); the epochs
-  per fit are those of real runs (`--model-csv`: the first fit, from scratch, and the mean of the
-  later, warm-started ones; by default the committed Hopper validation runs'), for every env;
-- rollouts (MBPO): each phase at the schedule's length, timed at lengths 1 and 2 with no branch
-  ever terminating (an upper bound);
-- evaluation: `eval_episodes` episodes of the env's full length every `eval_every` steps (an
-  upper bound: episodes that fall early cost less).
+  the real data so far; an epoch's time is linear in the data (timed at `--sizes`, both above the
+  25k rows where the holdout stops growing at its 5000 cap; shorter runs are projected a little
+  high); the epochs per fit are those of real runs (`--model-csv`: the first fit, from scratch,
+  and the later, warm-started ones' mean weighted by the data each fit ran on; by default the
+  committed Hopper validation runs'), for every env: other envs and steps past 50k are untested;
+- rollouts (MBPO): each phase at the schedule's length, the training loop's own phase timed at
+  lengths 1 and 2 with no branch ever ending (every row stored);
+- evaluation: `eval_episodes` episodes of the env's full length at step 0, every `eval_every`
+  steps and at the end (an upper bound: episodes that fall early cost less).
 
 Checkpoint writes (0.1% of a Hopper run) and start-up are left out. `--check RUN ...` projects
-finished runs the same way and prints projected against measured seconds per phase (their
-`metadata.json`): how far the projection holds on this machine. Timings are of this device at
-`--threads`; runs that share cores with other work take longer than projected.
+finished runs the same way, each fit at the run's own epochs (its model.csv, so the check tests
+the timings, not the epochs assumed), and prints projected against measured seconds per phase
+(their `metadata.json`): how far the projection holds on this machine. Every run is projected on
+`--device` at `--threads`, whatever its own device and threads; runs that share cores with other
+work take longer than projected.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from common import check_device, require, timeit  # noqa: E402
+from common import check_device, require, threads_check, timeit  # noqa: E402
 
 from mbpo.config import TrainConfig  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
@@ -51,27 +55,45 @@ PHASES = ("update", "model", "rollout", "env", "eval")
 DEFAULT_MODEL_CSVS = "results/validation/runs/Hopper-v5/mbpo/hpaper/cpu/seed*/model.csv"
 
 
-def fit_epochs(paths: list[Path]) -> tuple[float, float]:
-    """(epochs of the first fit, mean epochs of the later fits) over runs' model.csv files;
-    ValueError naming the file when one holds no column of epoch counts."""
-    first, later = [], []
-    for path in paths:
+def read_fits(path: Path) -> list[tuple[int, int, int]]:
+    """(env step, epochs, rows fitted on) of each model fit in a run's model.csv; ValueError
+    naming the file where it holds no column of epoch counts."""
+    try:
+        with path.open() as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows or "epochs" not in rows[0]:
+            raise ValueError("not a model.csv (no rows with an 'epochs' column)")
         try:
-            with path.open() as handle:
-                rows = list(csv.DictReader(handle))
-            if not rows or "epochs" not in rows[0]:
-                raise ValueError("not a model.csv (no rows with an 'epochs' column)")
-            try:
-                counts = [int(r["epochs"]) for r in rows]
-            except (TypeError, ValueError):
-                raise ValueError("its 'epochs' column holds a value that is not a count") from None
-            if min(counts) < 1:
-                raise ValueError("its 'epochs' column holds a count < 1")
-        except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-            raise ValueError(f"{path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
-        first.append(counts[0])
-        later.extend(counts[1:])
-    return float(np.mean(first)), float(np.mean(later or first))
+            counts = [int(r["epochs"]) for r in rows]
+        except (TypeError, ValueError):
+            raise ValueError("its 'epochs' column holds a value that is not a count") from None
+        if min(counts) < 1:
+            raise ValueError("its 'epochs' column holds a count < 1")
+        try:
+            steps = [int(r.get("env_step") or 0) for r in rows]
+            sizes = [int(r.get("train_size") or 0) + int(r.get("holdout_size") or 0) for r in rows]
+        except (TypeError, ValueError):
+            raise ValueError(
+                "its 'env_step', 'train_size' or 'holdout_size' column holds a value that is not a count"
+            ) from None
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise ValueError(f"{path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+    return list(zip(steps, counts, sizes))
+
+
+def fit_epochs(paths: list[Path]) -> tuple[float, float]:
+    """(epochs of the first fit, epochs of the later fits) over runs' model.csv files. The later
+    fits' mean is weighted by the rows each fit ran on (what an epoch costs), where the files
+    say: later fits stop sooner and fit more data. ValueError naming a file that is not one."""
+    first, later, weights = [], [], []
+    for path in paths:
+        fits = read_fits(path)
+        first.append(fits[0][1])
+        later.extend(epochs for _, epochs, _ in fits[1:])
+        weights.extend(size for _, _, size in fits[1:])
+    if not later:
+        return float(np.mean(first)), float(np.mean(first))
+    return float(np.mean(first)), float(np.average(later, weights=weights if sum(weights) > 0 else None))
 
 
 def sync(device: torch.device) -> None:
@@ -185,7 +207,17 @@ class Timer:
     def epoch(self, dims: Dims, cfg: TrainConfig) -> tuple[float, float]:
         """(intercept s, slope s per sample) of one model epoch against the real data's size."""
         mb = cfg.mbpo
-        key = ("model epoch", dims.env, dims.obs, dims.act, mb.ensemble_size, mb.model_hidden, mb.model_batch_size)
+        key = (
+            "model epoch",
+            dims.env,
+            dims.obs,
+            dims.act,
+            mb.ensemble_size,
+            mb.model_hidden,
+            mb.model_batch_size,
+            mb.holdout_ratio,
+            mb.max_holdout,
+        )
 
         def measure() -> tuple[float, float]:
             from mbpo.ensemble import GaussianEnsemble
@@ -206,43 +238,61 @@ class Timer:
         return self._once(key, measure)
 
     def rollout(self, dims: Dims, cfg: TrainConfig) -> tuple[float, float]:
-        """(intercept s, s per model step) of a rollout phase of the run's batch, no branch ending."""
+        """(intercept s, s per model step) of a rollout phase: the training loop's own
+        (`mbpo.train.ModelPhase.rollout`: start states drawn from real data, the branches rolled
+        through the elites and the env's termination function, the rows stored in the model
+        buffer), timed at lengths 1 and 2 with no branch ever ending, so every row is stored."""
         mb = cfg.mbpo
-        key = ("rollout phase", dims.env, dims.obs, dims.act, mb.model_hidden, mb.rollout_batch_size, mb.num_elites)
+        key = (
+            "rollout phase",
+            dims.env,
+            dims.obs,
+            dims.act,
+            cfg.sac.actor_hidden,
+            mb.ensemble_size,
+            mb.num_elites,
+            mb.model_hidden,
+            mb.rollout_batch_size,
+        )
 
         def measure() -> tuple[float, float]:
-            from mbpo.ensemble import GaussianEnsemble
-            from mbpo.rollout import branched_rollout
+            from mbpo.buffer import ReplayBuffer
+            from mbpo.seeding import Generators
+            from mbpo.train import ModelPhase
 
+            class Discard:
+                def row(self, name: str, row: dict) -> None:
+                    pass
+
+            # the model buffer sized for the lengths timed (the run's may be far larger)
+            short = dataclasses.replace(cfg, mbpo=dataclasses.replace(mb, rollout_length=(2,)))
+            gens = Generators(self.gen, np.random.default_rng(0), 0, 0)
+            phase = ModelPhase(short, dims.obs, dims.act, self.device, gens)
+            ends = phase.terminated
+            phase.terminated = lambda obs, act, next_obs: ends(obs, act, next_obs) & False
+            real = ReplayBuffer(mb.rollout_batch_size, dims.obs, dims.act, self.device)
+            real.add_batch(real.layout.random_rows(mb.rollout_batch_size, self.gen, self.device))
             agent = self._agent(dims, cfg)
-            model = GaussianEnsemble(dims.obs, dims.act, mb, self.device, self.gen)
-            start = torch.randn(mb.rollout_batch_size, dims.obs, device=self.device, generator=self.gen) * 0.1
 
-            def phase(length: int) -> float:
-                return self._timed(
-                    lambda: branched_rollout(
-                        start,
-                        length,
-                        lambda o: agent.sample(o, "rollout").action,
-                        lambda o, a: model.sample_next(o, a, self.gen),
-                        lambda o, a, n: torch.zeros(o.shape[0], dtype=torch.bool, device=o.device),
-                    ),
-                    1,
-                    max(self.repeat - 1, 1),
-                )
+            def at(length: int) -> float:
+                phase.cfg = dataclasses.replace(short.mbpo, rollout_length=(length,))
+                return self._timed(lambda: phase.rollout(real, agent, 0, Discard()), 1, max(self.repeat - 1, 1))
 
-            return line_through((1, phase(1)), (2, phase(2)))
+            return line_through((1, at(1)), (2, at(2)))
 
         return self._once(key, measure)
 
 
-def project(cfg: TrainConfig, timer: Timer, epochs: tuple[float, float]) -> dict[str, float]:
-    """Projected seconds of each phase (`PHASES`) of the run `cfg` describes."""
+def project(
+    cfg: TrainConfig, timer: Timer, epochs: tuple[float, float], fits: dict[int, int] | None = None
+) -> dict[str, float]:
+    """Projected seconds of each phase (`PHASES`) of the run `cfg` describes: `epochs` is (the
+    first fit's, every later fit's); `fits` (env step -> epochs), where given, overrides them."""
     run, sac = cfg.run, cfg.sac
     dims = dims_of(run.env, run.truncate_obs)
     steps = run.total_steps
     env_step = timer.env_step(dims, cfg)
-    evaluations = steps // run.eval_every + (steps % run.eval_every != 0)
+    evaluations = 1 + steps // run.eval_every + (steps % run.eval_every != 0)  # at step 0, every eval_every, the end
     out = dict.fromkeys(PHASES, 0.0)
     out["env"] = steps * env_step
     out["eval"] = evaluations * run.eval_episodes * dims.episode_steps * env_step
@@ -254,7 +304,8 @@ def project(cfg: TrainConfig, timer: Timer, epochs: tuple[float, float]) -> dict
         first = max(sac.random_steps, 2)  # mbpo.train.ModelPhase.due
         for k, step in enumerate(range(first, steps + 1, mb.model_train_freq)):
             # every epoch trains on the split and scores the holdout: linear in all `step` rows
-            out["model"] += (epochs[0] if k == 0 else epochs[1]) * (e0 + e1 * step)
+            per_fit = (fits or {}).get(step, epochs[0] if k == 0 else epochs[1])
+            out["model"] += per_fit * (e0 + e1 * step)
             out["rollout"] += r0 + r1 * mb.rollout_length_at(step, sac.random_steps)
     return out
 
@@ -269,8 +320,11 @@ def load_plan(path: Path) -> dict[tuple[str, str, str], tuple[TrainConfig, int]]
     from mbpo.cli import ArgumentError, config_from_args
 
     schema = str(ROOT / "workflow/schemas/config.schema.yaml")
-    check_yaml(str(path))  # its one line names the file
-    config = yaml.safe_load(path.read_text())
+    try:
+        check_yaml(str(path))  # its one line names the file
+        config = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: not a mapping of settings")
     try:
@@ -292,8 +346,9 @@ def load_plan(path: Path) -> dict[tuple[str, str, str], tuple[TrainConfig, int]]
     return plan
 
 
-def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict]:
-    """A finished run's resolved config, its measured seconds per phase, and its metadata."""
+def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict, dict[int, int] | None]:
+    """A finished run's resolved config, its measured seconds per phase, its metadata, and for
+    MBPO its model fits' epochs (env step -> epochs, from its model.csv)."""
     import shlex
 
     from analysis.runs import RunFolderError, metadata
@@ -303,9 +358,12 @@ def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict]:
         meta = metadata(folder)
     except RunFolderError as exc:
         raise ValueError(str(exc)) from None
-    if meta.get("status") != "complete" or not isinstance(meta.get("seconds"), dict):
-        raise ValueError(f"{folder}: not a finished run (metadata.json status {meta.get('status')!r})")
-    words = shlex.split(str(meta.get("command", "")))
+    if not isinstance(meta.get("seconds"), dict):
+        raise ValueError(f"{folder}/metadata.json: no 'seconds' object of phase timings")
+    try:
+        words = shlex.split(str(meta.get("command", "")))
+    except ValueError as exc:
+        raise ValueError(f"{folder}/metadata.json: its 'command' does not parse ({exc})") from None
     if words[:4] != ["python", "-m", "mbpo", "train"]:
         raise ValueError(f"{folder}/metadata.json: its 'command' is not a `python -m mbpo train` command")
     try:
@@ -318,7 +376,12 @@ def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict]:
         measured["env"] += float(seconds.get("act", 0.0))  # the run times the action apart
     except (TypeError, ValueError):
         raise ValueError(f"{folder}/metadata.json: its 'seconds' hold a value that is not a number") from None
-    return cfg, measured, meta
+    if not 0 < sum(measured.values()) < np.inf:
+        raise ValueError(f"{folder}/metadata.json: its 'seconds' do not add up to a time > 0")
+    fits = None
+    if cfg.run.algo == "mbpo":
+        fits = {step: epochs for step, epochs, _ in read_fits(folder / "model.csv")}
+    return cfg, measured, meta, fits
 
 
 def elsewhere(meta: dict, device: torch.device, threads: int) -> str:
@@ -361,7 +424,7 @@ def main() -> None:
         "--sizes",
         type=int,
         nargs=2,
-        default=(10_000, 30_000),
+        default=(30_000, 60_000),  # above 25k rows the holdout stops growing (max_holdout 5000)
         metavar=("N1", "N2"),
         help="real-data sizes an epoch is timed at",
     )
@@ -372,9 +435,14 @@ def main() -> None:
     args = parser.parse_args()
     require(
         parser,
-        ("--threads", args.threads >= 1, ">= 1", args.threads),
+        threads_check(args.threads),
         ("--epochs", args.epochs is None or 0 < args.epochs < np.inf, "a finite number > 0", args.epochs),
-        ("--sizes", 1000 < args.sizes[0] < args.sizes[1], "two sizes, 1000 < N1 < N2", args.sizes),
+        (
+            "--sizes",
+            1000 < args.sizes[0] and 2 * args.sizes[0] <= args.sizes[1] <= 2_000_000,
+            "two sizes with 1000 < N1 and 2 x N1 <= N2 <= 2000000",
+            args.sizes,
+        ),
         ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
     )
     check_device(parser, args.device)
@@ -408,10 +476,13 @@ def main() -> None:
     timer = Timer(device, args.repeat, tuple(args.sizes), lambda line: print(line, file=sys.stderr, flush=True))
 
     if finished:
-        print("\nfinished runs, projected / measured seconds per phase (env: env steps and actions):")
+        print(
+            "\nfinished runs, projected / measured seconds per phase (env: env steps and actions; "
+            "model fits at each run's own epochs, from its model.csv):"
+        )
         print(f"{'run':<42} " + " ".join(f"{p:>15}" for p in PHASES) + f" {'total':>15}  ratio")
-        for (cfg, measured, meta), folder in zip(finished, args.check):
-            projected = project(cfg, timer, epochs)
+        for (cfg, measured, meta, fits), folder in zip(finished, args.check):
+            projected = project(cfg, timer, epochs, fits)
             cells = [f"{projected[p]:>7.0f}/{measured[p]:<7.0f}" for p in PHASES]
             total_p, total_m = sum(projected.values()), sum(measured.values())
             note = elsewhere(meta, device, args.threads)

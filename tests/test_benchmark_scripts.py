@@ -26,6 +26,7 @@ BAD_INPUT = [
     ("vs_seed.py", ["sac", "--seed-dir", "{tmp}"], "seed_sac.py"),
     ("vs_seed.py", ["ppo"], "invalid choice"),
     ("sac_update_flops.py", ["--threads", "0"], "--threads"),
+    ("sac_update_flops.py", ["--threads", "1099511627776"], "--threads must be in [1, 4096]"),
     ("sac_update_flops.py", ["--hidden", "256,x"], "--hidden"),
     ("paper_scale.py", ["--threads", "0"], "--threads"),
     ("paper_scale.py", ["--device", "tpu"], "--device"),
@@ -37,7 +38,10 @@ BAD_INPUT = [
     ("experiment_cost.py", ["--device", "tpu"], "--device"),
     ("experiment_cost.py", ["--device", "cuda"], "no CUDA device is visible"),
     ("experiment_cost.py", ["--epochs", "inf"], "--epochs"),
+    ("experiment_cost.py", ["--threads", "100000"], "--threads must be in [1, 4096]"),
     ("experiment_cost.py", ["--sizes", "30000", "10000"], "--sizes"),
+    ("experiment_cost.py", ["--sizes", "30000", "40000"], "--sizes"),
+    ("experiment_cost.py", ["--configfile", "{tmp}/binary.yaml"], "binary.yaml: not a text file"),
     ("experiment_cost.py", ["--repeat", "0"], "--repeat"),
     ("experiment_cost.py", ["--model-csv", "{tmp}/nonexist.csv"], "nonexist.csv: No such file"),
     ("experiment_cost.py", ["--model-csv", "{tmp}/garbage.csv"], "not a model.csv"),
@@ -65,6 +69,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, named):
     (tmp_path / "garbage.csv").write_text("a,b\n1,2\n")
     (tmp_path / "bad.yaml").write_text("envs: [Hopper-v5\n")
     (tmp_path / "schema.yaml").write_text("envs: [Hopper-v5]\n")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00\x81")
     cmd = [sys.executable, str(ROOT / "benchmarks" / script), *(a.format(tmp=tmp_path) for a in args)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     # a script that started its work would run for minutes: the timeout fails that case

@@ -4,15 +4,18 @@ takes it (checked by hand on stub timings), and the script plans, times and chec
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from mbpo.config import build_config
+from mbpo.cli import config_from_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,53 +30,62 @@ def cost():
     del sys.modules[spec.name]
 
 
-class StubTimer:
-    """Round numbers for every part: env step 1 ms, update 10 ms, an epoch 0.5 s + 0.1 ms per
-    sample, a rollout phase 0.1 s + 0.01 s per model step."""
+class CountingTimer:
+    """Every part costs one second per thing it counts: an env step, an update, a fit (`rows`:
+    or one per row it fits on), a model step of a rollout phase. Projected with it, a run's
+    phases count the training loop's events, which a finished run's files record."""
+
+    def __init__(self, rows: bool = False) -> None:
+        self.rows = rows
 
     def env_step(self, dims, cfg):
-        return 1e-3
+        return 1.0
 
     def update(self, dims, cfg):
-        return 1e-2
+        return 1.0
 
     def epoch(self, dims, cfg):
-        return 0.5, 1e-4
+        return (0.0, 1.0) if self.rows else (1.0, 0.0)
 
     def rollout(self, dims, cfg):
-        return 0.1, 0.01
+        return 0.0, 1.0
 
 
-def test_projection_integrates_each_phase_as_the_training_loop_runs_it(cost):
-    cfg = build_config(
-        {"algo": "mbpo", "preset": "paper", "env": "Hopper-v5", "total_steps": 26_500, "eval_episodes": 3}
-    )
-    # Hopper's paper settings: 5000 random steps, 20 updates per step, a fit and a rollout phase
-    # every 250 steps from step 5000 on, length 1 until epoch 20 after the random steps (step
-    # 25000), then growing by 14/130 of a step per epoch; an evaluation every 1000 steps and at the end
-    got = cost.project(cfg, StubTimer(), epochs=(100.0, 10.0))
-    fits = list(range(5000, 26_501, 250))  # 87 fits
-    assert len(fits) == 87
-    model = 100 * (0.5 + 1e-4 * 5000) + sum(10 * (0.5 + 1e-4 * s) for s in fits[1:])
-    assert {cfg.mbpo.rollout_length_at(s, 5000) for s in fits} == {1}  # epoch 21 at 26000: int(1 + 14/130)
-    assert got["model"] == pytest.approx(model)
-    assert got["rollout"] == pytest.approx(87 * 0.11)
-    assert got["update"] == pytest.approx(21_500 * 20 * 1e-2)
-    assert got["env"] == pytest.approx(26.5)
-    assert got["eval"] == pytest.approx(27 * 3 * 1000 * 1e-3)  # 26 at every 1000 steps, 1 at the end
+def finished(run: str):
+    folder = ROOT / "results/validation/runs" / run
+    meta = json.loads((folder / "metadata.json").read_text())
+    return folder, meta, config_from_args(shlex.split(meta["command"])[4:])
 
-    sac = build_config({"algo": "sac", "preset": "paper", "env": "Hopper-v5", "total_steps": 8000})
-    got = cost.project(sac, StubTimer(), epochs=(100.0, 10.0))
+
+def test_projection_counts_the_events_a_finished_mbpo_run_recorded(cost):
+    """Hopper at the paper's settings to 50k (random steps 5000, 20 updates per step, a fit and a
+    rollout phase every 250 steps from step 5000, the rollout schedule, 10 evaluation episodes at
+    step 0, every 1000 steps and the end): the projection's counts are the run's."""
+    folder, meta, cfg = finished("Hopper-v5/mbpo/hpaper/cpu/seed1")
+    evals = pd.read_csv(folder / "eval.csv")
+    model = pd.read_csv(folder / "model.csv")
+    rollouts = pd.read_csv(folder / "rollouts.csv")
+    got = cost.project(cfg, CountingTimer(), epochs=(1.0, 1.0))
+    assert got["env"] == cfg.run.total_steps == 50_000
+    assert got["update"] == meta["updates"] == 900_000
+    assert got["model"] == len(model) == 181
+    assert got["rollout"] == rollouts["rollout_length"].sum()
+    assert got["eval"] == evals["env_step"].nunique() * cfg.run.eval_episodes * 1000  # 51 evaluations
+    # the run's own epochs per fit, and an epoch's cost in the rows it fits on (all real data so far)
+    fits = dict(zip(model["env_step"], model["epochs"]))
+    got = cost.project(cfg, CountingTimer(rows=True), epochs=(1.0, 1.0), fits=fits)
+    assert got["model"] == (model["epochs"] * (model["train_size"] + model["holdout_size"])).sum()
+    # the first fit (from scratch) and the later ones apart
+    got = cost.project(cfg, CountingTimer(), epochs=(100.0, 10.0))
+    assert got["model"] == 100 + 10 * 180
+
+
+def test_projection_counts_the_events_a_finished_sac_run_recorded(cost):
+    folder, meta, cfg = finished("Hopper-v5/sac/utd1/cpu/seed1")
+    got = cost.project(cfg, CountingTimer(), epochs=(100.0, 10.0))
+    assert got["update"] == meta["updates"] == 45_000  # one per step after the 5000 random steps
     assert got["model"] == got["rollout"] == 0.0
-    assert got["update"] == pytest.approx(3000 * 1e-2)  # one update per step after 5000 random steps
-
-
-def test_rollout_cost_follows_the_schedule(cost):
-    cfg = build_config({"algo": "mbpo", "preset": "paper", "env": "Hopper-v5", "total_steps": 60_000})
-    got = cost.project(cfg, StubTimer(), epochs=(1.0, 1.0))
-    fits = range(5000, 60_001, 250)
-    assert got["rollout"] == pytest.approx(sum(0.1 + 0.01 * cfg.mbpo.rollout_length_at(s, 5000) for s in fits))
-    assert cfg.mbpo.rollout_length_at(60_000, 5000) > 1  # the schedule has begun to grow
+    assert got["eval"] == pd.read_csv(folder / "eval.csv")["env_step"].nunique() * cfg.run.eval_episodes * 1000
 
 
 def test_a_noisy_pair_of_timings_never_gives_a_negative_cost(cost):
@@ -82,16 +94,39 @@ def test_a_noisy_pair_of_timings_never_gives_a_negative_cost(cost):
     assert cost.line_through((10, 5.0), (30, 4.0)) == pytest.approx((0.0, 4.0 / 30))  # falling
 
 
-def test_epochs_per_fit_come_from_runs_first_fits_apart(cost, tmp_path):
+def test_epochs_per_fit_come_from_runs_first_fits_apart_weighted_by_their_data(cost, tmp_path):
     paths = []
     for i, counts in enumerate([(200, 30, 20), (240, 40)]):
         path = tmp_path / f"model{i}.csv"
-        path.write_text("env_step,epochs\n" + "".join(f"{250 * k},{c}\n" for k, c in enumerate(counts)))
+        rows = "".join(f"{250 * (k + 1)},{c},{200 * (k + 1)},{50 * (k + 1)}\n" for k, c in enumerate(counts))
+        path.write_text("env_step,epochs,train_size,holdout_size\n" + rows)
         paths.append(path)
-    assert cost.fit_epochs(paths) == pytest.approx((220.0, 30.0))
+    # later fits: 30 on 500 rows, 20 on 750, 40 on 500 -> (15000 + 15000 + 20000) / 1750
+    assert cost.fit_epochs(paths) == pytest.approx((220.0, 50_000 / 1750))
+    (tmp_path / "bare.csv").write_text("epochs\n9\n3\n5\n")  # no sizes: a plain mean
+    assert cost.fit_epochs([tmp_path / "bare.csv"]) == pytest.approx((9.0, 4.0))
     (tmp_path / "zero.csv").write_text("env_step,epochs\n0,0\n")
     with pytest.raises(ValueError, match="zero.csv: its 'epochs' column holds a count < 1"):
         cost.fit_epochs([tmp_path / "zero.csv"])
+
+
+def test_a_finished_run_that_cannot_be_checked_is_named_in_one_error(cost, tmp_path):
+    folder, meta, _ = finished("InvertedPendulum-v5/sac/utd1/cpu/seed0")
+    cases = {
+        "zero": ({"seconds": {}}, "do not add up to a time > 0"),
+        "none": ({"seconds": None}, "no 'seconds' object"),
+        "nan": ({"seconds": {"update": "x"}}, "not a number"),
+        "quote": ({"command": "python -m mbpo train --env 'Hopper"}, "does not parse"),
+        "other": ({"command": "python train.py"}, "not a `python -m mbpo train` command"),
+    }
+    for name, (change, message) in cases.items():
+        run = tmp_path / name
+        run.mkdir()
+        bare = {k: v for k, v in meta.items() if k != "files"}  # no checksums of the files
+        (run / "metadata.json").write_text(json.dumps({**bare, **change}))
+        with pytest.raises(ValueError, match=re.escape(message)) as caught:
+            cost.load_finished(run)
+        assert str(run) in str(caught.value)
 
 
 def test_the_script_plans_times_and_checks_a_finished_run(tmp_path):
