@@ -21,6 +21,51 @@ def timeit(fn: Callable[[], object], repeat: int, number: int) -> float:
     return float(np.median(rounds))
 
 
+def sync(device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so a clock reads its time."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object], device, repeat: int, number: int) -> float:
+    """`timeit` of `fn` on `device`, each call waited for."""
+
+    def run() -> None:
+        fn()
+        sync(device)
+
+    return timeit(run, repeat, number)
+
+
+def env_step_seconds(env, agent, repeat: int) -> float:
+    """Median seconds per env step with the agent's sampled action (resetting where episodes end)."""
+    obs, _ = env.reset(seed=0)
+
+    def step() -> None:
+        nonlocal obs
+        obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=False))
+        if terminated or truncated:
+            obs, _ = env.reset()
+
+    return timeit(step, repeat, 200)
+
+
+def epoch_seconds(model, rows: int, obs_dim: int, device, generator) -> float:
+    """Seconds per epoch of one `model.fit` (a `GaussianEnsemble`, its epochs capped) on `rows`
+    random transitions (`rows x (obs_dim + act_dim)` inputs, `rows x (1 + obs_dim)` targets)."""
+    import torch
+
+    x = torch.randn(rows, model.in_dim, device=device, generator=generator)
+    y = torch.randn(rows, 1 + obs_dim, device=device, generator=generator) * 0.1
+    sync(device)
+    t = time.perf_counter()
+    report = model.fit(x, y, generator)
+    sync(device)
+    return (time.perf_counter() - t) / report.epochs
+
+
 def require(parser: argparse.ArgumentParser, *checks: tuple[str, bool, str, object]) -> None:
     """Each check is (flag, ok, what it must be, the value given): the first that fails is one
     line naming the flag, exit status 2 (`mbpo.usage.OneLineParser.error`), before any work."""

@@ -46,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from common import check_device, require, threads_check, timeit  # noqa: E402
+from common import check_device, env_step_seconds, epoch_seconds, require, threads_check, timed  # noqa: E402
 
 from mbpo.config import TrainConfig  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
@@ -94,11 +94,6 @@ def fit_epochs(paths: list[Path]) -> tuple[float, float]:
     if not later:
         return float(np.mean(first)), float(np.mean(first))
     return float(np.mean(first)), float(np.average(later, weights=weights if sum(weights) > 0 else None))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,11 +151,7 @@ class Timer:
         return SAC(dims.obs, low, high, cfg.sac, self.device, self.gen)
 
     def _timed(self, fn, number: int, repeat: int | None = None) -> float:
-        def run() -> None:
-            fn()
-            sync(self.device)
-
-        return timeit(run, repeat or self.repeat, number)
+        return timed(fn, self.device, repeat or self.repeat, number)
 
     def update(self, dims: Dims, cfg: TrainConfig) -> float:
         """Seconds per SAC update (the run's widths and batch)."""
@@ -188,17 +179,9 @@ class Timer:
         def measure() -> float:
             from mbpo.envs import make_env
 
-            agent, env = self._agent(dims, cfg), make_env(dims.env, dims.truncate_obs)
-            obs, _ = env.reset(seed=0)
-
-            def step() -> None:
-                nonlocal obs
-                obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=False))
-                if terminated or truncated:
-                    obs, _ = env.reset()
-
+            env = make_env(dims.env, dims.truncate_obs)
             try:
-                return timeit(step, self.repeat, 200)
+                return env_step_seconds(env, self._agent(dims, cfg), self.repeat)
             finally:
                 env.close()
 
@@ -224,15 +207,8 @@ class Timer:
 
             model_cfg = dataclasses.replace(mb, model_max_epochs=2, model_patience=1000)
             model = GaussianEnsemble(dims.obs, dims.act, model_cfg, self.device, self.gen)
-            seconds = []
-            for n in (1000, *self.sizes):  # the first: warm-up (slots, allocator)
-                x = torch.randn(n, dims.obs + dims.act, device=self.device, generator=self.gen)
-                y = torch.randn(n, 1 + dims.obs, device=self.device, generator=self.gen) * 0.1
-                sync(self.device)
-                t = time.perf_counter()
-                report = model.fit(x, y, self.gen)
-                sync(self.device)
-                seconds.append((time.perf_counter() - t) / report.epochs)
+            # the first: warm-up (slots, allocator)
+            seconds = [epoch_seconds(model, n, dims.obs, self.device, self.gen) for n in (1000, *self.sizes)]
             return line_through((self.sizes[0], seconds[1]), (self.sizes[1], seconds[2]))
 
         return self._once(key, measure)

@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import check_device, require, threads_check, timeit  # noqa: E402
+from common import check_device, env_step_seconds, epoch_seconds, require, threads_check, timed  # noqa: E402
 from experiment_cost import fit_epochs  # noqa: E402
 
 from mbpo.config import build_config  # noqa: E402
@@ -41,19 +40,6 @@ from mbpo.usage import OneLineParser  # noqa: E402
 
 OBS, ACT = 11, 3
 STEPS = (10_000, 25_000, 50_000)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: torch.device, repeat: int, number: int) -> float:
-    def run() -> None:
-        fn()
-        sync(device)
-
-    return timeit(run, repeat, number)
 
 
 def main() -> None:
@@ -90,29 +76,14 @@ def main() -> None:
     batch = agent.layout.random_rows(256, gen, device)
     update = timed(lambda: agent.update(batch), device, args.repeat, 50)
 
-    env = make_env("Hopper-v5")
-    obs, _ = env.reset(seed=0)
-
-    def env_step() -> None:
-        nonlocal obs
-        obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=False))
-        if terminated or truncated:
-            obs, _ = env.reset()
-
-    env_act = timeit(env_step, args.repeat, 200)
+    env_act = env_step_seconds(make_env("Hopper-v5"), agent, args.repeat)
 
     model_cfg = dataclasses.replace(cfg.mbpo, model_max_epochs=2, model_patience=1000)
     model = GaussianEnsemble(OBS, ACT, model_cfg, device, gen)
     epoch_ms = {}
     for steps in STEPS:
-        x = torch.randn(steps, OBS + ACT, device=device, generator=gen)
-        y = torch.randn(steps, 1 + OBS, device=device, generator=gen) * 0.1
-        model.fit(x, y, gen)  # warm-up (slots, allocator)
-        sync(device)
-        t = time.perf_counter()
-        report = model.fit(x, y, gen)
-        sync(device)
-        epoch_ms[steps] = (time.perf_counter() - t) / report.epochs * 1e3
+        epoch_seconds(model, steps, OBS, device, gen)  # warm-up (slots, allocator)
+        epoch_ms[steps] = epoch_seconds(model, steps, OBS, device, gen) * 1e3
 
     terminated = termination_fn("Hopper-v5")
     start = torch.randn(cfg.mbpo.rollout_batch_size, OBS, device=device, generator=gen) * 0.1
