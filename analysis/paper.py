@@ -215,7 +215,8 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
     envs = sorted(budget, key=paper_order)
     cols = min(len(envs), 4)
     rows = math.ceil(len(envs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    # one or two panels get the width of a readable single figure (the title on one line)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 7.0), max(3.4 * rows, 4.2)), squeeze=False)
     for ax, env in zip(axes.ravel(), envs):
         grid = np.linspace(0, budget[env], points + 1)
         for algo in COMPARED:

@@ -155,6 +155,8 @@ def test_comparison_figure_keeps_its_title_and_panels_inside_the_figure(n_envs):
         extent = text.get_window_extent(renderer)
         assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1, text.get_text()
     assert "MBPO vs SAC" in fig._suptitle.get_text()
+    # one or two panels (the validation's Hopper figure in the README) keep the title on one line
+    assert n_envs > 2 or "\n" not in fig._suptitle.get_text(), fig._suptitle.get_text()
 
 
 def test_tables_give_the_iqm_and_every_seed_at_the_chosen_fractions():
