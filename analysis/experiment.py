@@ -72,7 +72,8 @@ def check_schema(config: dict[str, Any], schema_path: str) -> None:
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-        raise ExperimentError(f"{where or 'config'}: {error.message}")
+        hint = error.schema.get("description") if error.validator == "oneOf" and isinstance(error.schema, dict) else None
+        raise ExperimentError(f"{where or 'config'}: {error.message}" + (f" ({hint})" if hint else ""))
 
 
 def check_finite(value: Any, where: str = "") -> None:
@@ -171,13 +172,37 @@ def algorithm_envs(config: dict[str, Any], algo: str) -> list[str]:
     return [env for env in config["envs"] if env in config["algorithms"][algo].get("envs", config["envs"])]
 
 
+def env_seeds(config: dict[str, Any], env: str) -> list[int]:
+    """The seeds an env runs: `seeds` itself, or its entry where `seeds` maps envs to lists."""
+    seeds = config["seeds"]
+    return seeds[env] if isinstance(seeds, dict) else seeds
+
+
+def check_seeds(config: dict[str, Any]) -> None:
+    """ExperimentError naming the field where `seeds` (a list, or a map env -> list) lists
+    something other than integers, or maps envs unknown or missing from `envs`."""
+    seeds = config["seeds"]
+    if isinstance(seeds, dict):
+        check_envs(list(seeds), where="seeds")  # envs not run now may keep their seeds; a typo is refused
+        missing = [env for env in config["envs"] if env not in seeds]
+        if missing:
+            raise ExperimentError(f"seeds: no seeds for {', '.join(missing)} (a map of seeds names every env in envs)")
+        lists = {f"seeds.{env}": seeds[env] for env in config["envs"]}
+    else:
+        lists = {"seeds": seeds}
+    for where, values in lists.items():
+        if not isinstance(values, list):
+            raise ExperimentError(f"{where}: {values!r} is not a list of seeds")
+        for seed in values:
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                raise ExperimentError(f"{where}: {seed!r} is not an integer")
+
+
 def runs(config: dict[str, Any]) -> list[Run]:
     """Every run of the experiment, in a stable order; each run's arguments are checked with the
     training CLI's own parser and config validation, so a bad option fails here, before any run."""
     check_envs(config["envs"])
-    for seed in config["seeds"]:
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ExperimentError(f"seeds: {seed!r} is not an integer")
+    check_seeds(config)
     for algo, spec in config["algorithms"].items():
         stray = sorted(set(spec.get("envs", [])) - set(config["envs"]))
         if stray:
@@ -202,7 +227,7 @@ def runs(config: dict[str, Any]) -> list[Run]:
         if env in algorithm_envs(config, algo)
         for variant in variants(config, algo)
         for device in devices
-        for seed in config["seeds"]
+        for seed in env_seeds(config, env)
     ]
     checked: set[tuple] = set()
     for run in planned:

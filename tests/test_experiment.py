@@ -44,6 +44,39 @@ def test_runs_cover_every_combination_with_paths_from_the_identity():
     assert Run("Pendulum-v1", "sac", "utd1", "cpu", 0).path == "results/runs/Pendulum-v1/sac/utd1/cpu/seed0"
 
 
+def test_seeds_may_differ_per_env_and_a_bad_map_names_its_field():
+    """`seeds` as a map env -> list (the validation's 5 InvertedPendulum seeds, 3 Hopper ones)."""
+    config = {**CONFIG, "envs": ["Pendulum-v1", "InvertedPendulum-v5"]}
+    config["seeds"] = {"InvertedPendulum-v5": [0, 1, 2, 3, 4], "Pendulum-v1": [7], "Hopper-v5": [0]}
+    planned = runs(config)
+    seeds = {env: sorted({r.seed for r in planned if r.env == env}) for env in config["envs"]}
+    assert seeds == {"Pendulum-v1": [7], "InvertedPendulum-v5": [0, 1, 2, 3, 4]}
+    assert len(planned) == (2 + 1 + 1) * 6
+    assert runs({**config, "seeds": [0, 3]}) == runs({**config, "seeds": dict.fromkeys(config["envs"], [0, 3])})
+    schema = str(ROOT / "workflow/schemas/config.schema.yaml")
+    for seeds, message in [
+        ({"Pendulum-v1": [0]}, "seeds: no seeds for InvertedPendulum-v5 (a map of seeds names every env in envs)"),
+        ({**config["seeds"], "Pendulm-v1": [0]}, "seeds: unknown environment 'Pendulm-v1'"),
+        ({**config["seeds"], "Pendulum-v1": [1.0]}, "seeds.Pendulum-v1: 1.0 is not an integer"),
+        ({**config["seeds"], "Pendulum-v1": 3}, "seeds.Pendulum-v1: 3 is not a list of seeds"),
+    ]:
+        with pytest.raises(ExperimentError) as error:
+            runs({**config, "seeds": seeds})
+        assert str(error.value) == message
+    full = {**config, "analysis": {}}
+    for seeds, message in [
+        ({**config["seeds"], "Pendulum-v1": [-1]}, "seeds.Pendulum-v1[0]: -1 is less than the minimum of 0"),
+        ({**config["seeds"], "Pendulum-v1": []}, "seeds.Pendulum-v1: [] should be non-empty"),
+        (
+            "all",
+            "seeds: 'all' is not valid under any of the given schemas (run seeds: one list for every env, or a map",
+        ),
+    ]:
+        with pytest.raises(ExperimentError) as error:
+            experiment.check_schema({**full, "seeds": seeds}, schema)
+        assert str(error.value).startswith(message)
+
+
 def test_train_args_spell_out_the_run():
     args = train_args(CONFIG, "Pendulum-v1", "mbpo", "h20-100-1-15", "cpu", 3)
     assert args[args.index("--rollout-length") + 1] == "20,100,1,15"

@@ -185,6 +185,8 @@ def test_an_interrupted_run_never_looks_complete_and_reruns_cleanly(tmp_path):
         ({"seeds": [-1]}, "invalid config: seeds[0]: -1 is less than the minimum of 0"),
         ({"seeds": [1.0]}, "invalid config: seeds: 1.0 is not an integer"),
         ({"seeds": []}, "invalid config: seeds: [] should be non-empty"),
+        ({"seeds": {"Hopper-v5": [0]}}, "invalid config: seeds: no seeds for Pendulum-v1"),
+        ({"seeds": {"Pendulum-v1": [0, -2]}}, "invalid config: seeds.Pendulum-v1[1]: -2 is less than the minimum of 0"),
         ({"envs": []}, "invalid config: envs: [] should be non-empty"),
         ({"envs": ["CartPole-v1"]}, "Discrete action space"),
         (
