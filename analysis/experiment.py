@@ -72,7 +72,9 @@ def check_schema(config: dict[str, Any], schema_path: str) -> None:
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-        hint = error.schema.get("description") if error.validator == "oneOf" and isinstance(error.schema, dict) else None
+        hint = (
+            error.schema.get("description") if error.validator == "oneOf" and isinstance(error.schema, dict) else None
+        )
         raise ExperimentError(f"{where or 'config'}: {error.message}" + (f" ({hint})" if hint else ""))
 
 
