@@ -13,8 +13,9 @@ from analysis.experiment import ExperimentError, check_schema, check_yaml, numbe
 
 # the default experiment lives with the workflow, whatever --directory is
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
-try:  # snakemake's own loader would not say which file, nor where in it
-    check_yaml(DEFAULT_CONFIG)
+try:  # snakemake's own loader would not say which file, nor where in it, and keeps the last of a key given twice
+    for path in [DEFAULT_CONFIG, *workflow.config_settings.configfiles]:
+        check_yaml(path)
 except ExperimentError as exc:
     raise WorkflowError(f"invalid config: {exc}")
 

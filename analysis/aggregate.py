@@ -162,20 +162,31 @@ def summarize(
         )
     summary = pd.DataFrame(rows)
     # MBPO against every baseline group (each non-MBPO algorithm and variant) of the same env and
-    # device: one column pair per baseline, named after it, so no comparison hides its baseline
+    # device: one column triple per baseline, named after it, so no comparison hides its baseline.
+    # Both sides are compared at one env step: the budget, or the earlier of the two groups' last
+    # steps when one group's runs end before it (`compared_at_*` says which step)
     baselines = sorted({k[1:3] for k in at_budget if k[1] != "mbpo"})
+    groups = {key: g for key, g in scores.groupby(GROUP, sort=True)}
     for algo, variant in baselines:
         p_col, ratio_col = f"p_beats_{algo}_{variant}", f"steps_ratio_{algo}_{variant}"
-        summary[p_col], summary[ratio_col] = np.nan, np.nan
+        at_col = f"compared_at_{algo}_{variant}"
+        summary[p_col], summary[ratio_col], summary[at_col] = np.nan, np.nan, np.nan
         for i, row in summary.iterrows():
-            base = (row.env, algo, variant, row.device)
+            base, key = (row.env, algo, variant, row.device), tuple(row[GROUP])
             if row.algo != "mbpo" or base not in at_budget:
                 continue
-            summary.loc[i, p_col] = probability_of_improvement(at_budget[tuple(row[GROUP])], at_budget[base])
+            step = min(budgets[key], budgets[base])
+            ours, theirs = at_budget[key], at_budget[base]
+            if step != budgets[key]:
+                ours = per_run_at_budget(groups[key], step).at_budget.to_numpy()
+            if step != budgets[base]:
+                theirs = per_run_at_budget(groups[base], step).at_budget.to_numpy()
+            summary.loc[i, at_col] = step
+            summary.loc[i, p_col] = probability_of_improvement(ours, theirs)
             curve = curves[(curves[GROUP] == pd.Series(base, index=GROUP)).all(axis=1)]
-            needed = steps_to_threshold(curve.env_step.to_numpy(), curve.iqm.to_numpy(), row.return_iqm)
+            needed = steps_to_threshold(curve.env_step.to_numpy(), curve.iqm.to_numpy(), iqm(ours))
             # NaN when the baseline never reaches MBPO's return within its own runs
-            summary.loc[i, ratio_col] = needed / row.budget
+            summary.loc[i, ratio_col] = needed / step
     return summary
 
 

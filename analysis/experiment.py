@@ -46,18 +46,55 @@ class Run:
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
 
 
-def check_yaml(path: str) -> None:
-    """ExperimentError naming the file, line and column where a YAML config stops parsing
-    (Snakemake's own loader says only that some config file is not valid YAML)."""
+def _strict_loader():
+    """yaml's SafeLoader, refusing a key given twice in one mapping (plain YAML keeps the last)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: yaml's own constructor says so
+                    break
+                if first != key_node.start_mark.line + 1:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} given twice, on lines {first} and {key_node.start_mark.line + 1} "
+                        "(one value must go)",
+                        key_node.start_mark,
+                    )
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
+
+
+def load_yaml(path: str | Path) -> Any:
+    """The YAML file at `path`, refusing a key given twice; ExperimentError naming the file, line
+    and column where it stops parsing (Snakemake's own loader says only that some config file is
+    not valid YAML, and silently keeps the last of two equal keys)."""
     import yaml
 
     try:
-        yaml.safe_load(open(path))
+        with open(path, encoding="utf-8") as handle:
+            return yaml.load(handle, Loader=_strict_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ExperimentError(f"{path}, line {mark.line + 1}, column {mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ExperimentError(f"{path}: not valid YAML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ExperimentError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def check_yaml(path: str | Path) -> None:
+    """ExperimentError for a config file that is not valid YAML or gives a key twice (`load_yaml`)."""
+    load_yaml(path)
 
 
 def check_schema(config: dict[str, Any], schema_path: str) -> None:
@@ -76,6 +113,40 @@ def check_schema(config: dict[str, Any], schema_path: str) -> None:
             error.schema.get("description") if error.validator == "oneOf" and isinstance(error.schema, dict) else None
         )
         raise ExperimentError(f"{where or 'config'}: {error.message}" + (f" ({hint})" if hint else ""))
+
+
+SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_experiment(path: str | Path) -> dict[str, Any]:
+    """The experiment config file at `path` as the pipeline reads it: strict YAML, checked
+    against the schema, its defaults filled in. ExperimentError with one line naming the file."""
+    from snakemake.utils import validate
+
+    config = load_yaml(path)
+    if not isinstance(config, dict):
+        raise ExperimentError(f"{path}: not a mapping of settings")
+    try:
+        check_schema(config, str(SCHEMA))
+        validate(config, str(SCHEMA))  # fills the schema's defaults, as the Snakefile does
+    except ValueError as exc:
+        raise ExperimentError(f"{path}: {exc}") from None
+    return config
+
+
+def planned_configs(config: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    """Every planned run's identity (env, algo, variant, device, seed) -> its resolved config
+    (`mbpo.config.TrainConfig.to_dict`), as `python -m mbpo train` will resolve it."""
+    from mbpo.cli import ArgumentError, config_from_args
+
+    out = {}
+    for run in runs(config):
+        try:
+            cfg = config_from_args(train_args(config, run.env, run.algo, run.variant, run.device, run.seed))
+        except ArgumentError as exc:
+            raise ExperimentError(f"{identity.name((run.env, run.algo, run.variant, run.device, run.seed))}: {exc}")
+        out[(run.env, run.algo, run.variant, run.device, run.seed)] = cfg.to_dict()
+    return out
 
 
 def check_finite(value: Any, where: str = "") -> None:

@@ -23,10 +23,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
+from analysis.experiment import ExperimentError, load_experiment, load_yaml, planned_configs
 from analysis.numerics import fingerprints, group_configs
-from analysis.regress import PROVENANCE, RUN_FILES, RegressError, RunSet, find_runs, run_metrics
+from analysis.regress import (
+    PROVENANCE,
+    RUN_FILES,
+    RegressError,
+    RunSet,
+    check_planned,
+    find_runs,
+    run_metrics,
+    shared_configs,
+)
 from analysis.runs import RunFolderError, error_line, metadata
 from mbpo.usage import OneLineParser
 
@@ -92,6 +100,7 @@ def build(output: Path, config: Path, target: Path, revision: str, dirty: bool, 
     """Write the new reference next to `target` (a hidden folder of its own), then swap it in."""
     check_target(target, output)
     runs = find_runs(output / "runs")
+    shared_configs(runs, "reference")
     for run_dir in runs.runs.values():
         meta = metadata(run_dir)
         if meta.get("git_revision") != revision or bool(meta.get("git_dirty")) != dirty:
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         config = args.config.resolve()
         if not config.is_file():
             raise RegressError(f"no config file {args.config}")
-        loaded = yaml.safe_load(config.read_text())
+        loaded = load_yaml(config)
         if not isinstance(loaded, dict):
             raise RegressError(f"{config} is not a mapping of config keys")
         output = ROOT / str(loaded.get("output", "results"))
@@ -207,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             raise RegressError("uncommitted changes: commit first, so the reference names the code that made it")
         if not args.no_run:
             run_pipeline(config, args.cores)
+        # the reference's config.yaml must be the one its runs were made with, each of them
+        check_planned(find_runs(output / "runs"), planned_configs(load_experiment(config)), config)
         command = "python -m analysis.reference " + " ".join(argv if argv is not None else sys.argv[1:])
         info = build(output, config, args.to.resolve(), revision, dirty, command.strip())
-    except (RegressError, RunFolderError, OSError, subprocess.CalledProcessError, yaml.YAMLError) as exc:
+    except (RegressError, RunFolderError, ExperimentError, OSError, subprocess.CalledProcessError) as exc:
         print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

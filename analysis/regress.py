@@ -134,11 +134,38 @@ def comparable_config(run_dir: Path) -> dict:
     }
 
 
+def _config_difference(want: dict, got: dict, limit: int = 4) -> str | None:
+    diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+    if not diff:
+        return None
+    return ", ".join(f"{s}.{n}: {want.get((s, n))!r} vs {got.get((s, n))!r}" for s, n in diff[:limit])
+
+
+def shared_configs(runs: RunSet, side: str) -> dict[tuple, dict]:
+    """(env, algo, variant) -> the config that all of that group's runs share (seed, device and
+    threads aside). RegressError naming two runs of a group made with different configs: a group
+    pools its seeds, so they must be runs of one config."""
+    shared: dict[tuple, tuple[dict, Path]] = {}
+    for ident, run_dir in sorted(runs.runs.items()):
+        got = comparable_config(run_dir)
+        if ident[:3] not in shared:
+            shared[ident[:3]] = (got, run_dir)
+            continue
+        want, first = shared[ident[:3]]
+        diff = _config_difference(want, got)
+        if diff:
+            raise RegressError(
+                f"the {side}'s runs {first} and {run_dir} were made with different configs ({diff}); the seeds of "
+                "a group are pooled, so they must share one config: re-make the odd run"
+            )
+    return {key: config for key, (config, _) in shared.items()}
+
+
 def check_configs(reference: RunSet, candidate: RunSet) -> None:
-    """Every run of a group must have been made with the reference's config for that group."""
-    expected: dict[tuple, dict] = {}
-    for ident, run_dir in reference.runs.items():
-        expected.setdefault(ident[:3], comparable_config(run_dir))
+    """Each side's groups pool runs of one config, and every candidate run of a group was made
+    with the reference's config for that group."""
+    expected = shared_configs(reference, "reference")
+    shared_configs(candidate, "candidate")
     for ident, run_dir in candidate.runs.items():
         if ident[:3] not in expected:
             continue
@@ -152,6 +179,33 @@ def check_configs(reference: RunSet, candidate: RunSet) -> None:
                 f"{run_dir} was not made with the reference's config ({shown}); compare like with like, or "
                 f"refresh the reference on purpose (README: Regression check on returns)"
             )
+
+
+def check_planned(runs: RunSet, planned: dict[tuple, dict], config_path: Path) -> None:
+    """Every run is one that `config_path` plans, made with the config it plans for it, and every
+    planned run is there. RegressError naming the first that is not."""
+    for ident, run_dir in sorted(runs.runs.items()):
+        if ident not in planned:
+            raise RegressError(f"{run_dir} is not a run that {config_path} plans")
+        want = {
+            (section, name): value
+            for section, values in planned[ident].items()
+            for name, value in values.items()
+            if (section, name) not in FREE_FIELDS
+        }
+        want = json.loads(json.dumps({"|".join(k): v for k, v in want.items()}))  # as JSON records it
+        want = {tuple(k.split("|")): v for k, v in want.items()}
+        diff = _config_difference(want, comparable_config(run_dir))
+        if diff:
+            raise RegressError(
+                f"{run_dir} was not made with the config {config_path} plans for it ({diff}, planned vs run): "
+                "re-run without --no-run"
+            )
+    missing = sorted(set(planned) - set(runs.runs))
+    if missing:
+        raise RegressError(
+            f"{config_path} plans {run_name(missing[0])}, which has no complete run: re-run without --no-run"
+        )
 
 
 def run_metrics(runs: RunSet) -> pd.DataFrame:

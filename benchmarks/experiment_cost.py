@@ -289,16 +289,14 @@ def project(
 def load_plan(path: Path) -> dict[tuple[str, str, str], tuple[TrainConfig, int]]:
     """The config's runs as the pipeline plans them: (env, algo, variant) -> (the resolved config of
     its first seed, the number of runs: seeds x devices); ValueError with one line on bad input."""
-    import yaml
     from snakemake.utils import validate
 
-    from analysis.experiment import check_schema, check_yaml, runs, train_args
+    from analysis.experiment import check_schema, load_yaml, runs, train_args
     from mbpo.cli import ArgumentError, config_from_args
 
     schema = str(ROOT / "workflow/schemas/config.schema.yaml")
     try:
-        check_yaml(str(path))  # its one line names the file
-        config = yaml.safe_load(path.read_text())
+        config = load_yaml(path)  # its one line names the file
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a text file") from None
     if not isinstance(config, dict):

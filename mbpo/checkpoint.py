@@ -19,7 +19,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -37,12 +37,31 @@ class Preempted(Exception):
     """The run saved a checkpoint after SIGTERM and stopped; re-running the command resumes it."""
 
 
-def save(path: Path, payload: dict[str, Any]) -> float:
-    """Write `payload` to `path` atomically (temp file, fsync, rename); returns the seconds taken."""
+def save(path: Path, payload: dict[str, Any], before_commit: Callable[[], None] | None = None) -> float:
+    """Write `payload` to `path` atomically (temp file, fsync, rename); returns the seconds taken.
+    A failed write (a full disk, ...) raises the `OSError` behind it, naming `path`: torch wraps
+    it in a `RuntimeError` of its own, and the temporary file is removed either way."""
     t = time.perf_counter()
-    with atomic_file(path, "wb") as handle:
-        torch.save({"format": FORMAT, **payload}, handle)
+    try:
+        with atomic_file(path, "wb", before_commit=before_commit) as handle:
+            torch.save({"format": FORMAT, **payload}, handle)
+    except RuntimeError as exc:
+        cause = _os_error_behind(exc)
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror or str(cause), str(path)) from None
     return time.perf_counter() - t
+
+
+def _os_error_behind(exc: BaseException) -> OSError | None:
+    """The `OSError` that `exc` was raised from or during, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def load(path: Path, device: torch.device) -> dict[str, Any]:
@@ -115,9 +134,15 @@ class Checkpointer:
     written) and a resumed run passes the loaded checkpoint's as `resumed_from`."""
 
     def __init__(
-        self, out: Path, interval: float, header: dict[str, Any], resumed_from: dict[str, Any] | None = None
+        self,
+        out: Path,
+        interval: float,
+        header: dict[str, Any],
+        resumed_from: dict[str, Any] | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(out) / CHECKPOINT_FILE
+        self.check = check  # the run folder's ownership check, before and at the commit of each save
         self.interval, self.header = interval, header
         self.last = time.monotonic()
         self.saves, self.seconds, self.bytes = 0, 0.0, 0
@@ -140,7 +165,9 @@ class Checkpointer:
 
     def save(self, payload: dict[str, Any]) -> None:
         counts = {"saves": self.saves_before + self.saves + 1, "seconds": self.seconds_before + self.seconds}
-        self.seconds += save(self.path, {**self.header, **payload, "checkpoints": counts})
+        if self.check is not None:
+            self.check()
+        self.seconds += save(self.path, {**self.header, **payload, "checkpoints": counts}, self.check)
         self.saves += 1
         self.bytes = self.path.stat().st_size
         self.last = time.monotonic()

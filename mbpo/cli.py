@@ -22,7 +22,7 @@ from mbpo.config import PRESETS, SECTIONS, TrainConfig, build_config, paper_tabl
 from mbpo.usage import EXIT_USAGE, ArgumentError
 from mbpo.usage import OneLineParser as _Parser
 
-NON_CONFIG_ARGS = ("command", "out", "overwrite", "quiet", "checkpoint_interval")
+NON_CONFIG_ARGS = ("command", "out", "overwrite", "skip_complete", "quiet", "checkpoint_interval")
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=_out_folder, required=True, help="results folder of this run")
     train.add_argument(
         "--overwrite", action="store_true", help="discard a complete or interrupted run in --out and start over"
+    )
+    train.add_argument(
+        "--skip-complete",
+        action="store_true",
+        help="succeed without training when --out already holds a complete run of this config (a pipeline "
+        "re-running a job whose process was killed after the run was committed); a complete run of another "
+        "config is still refused",
     )
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument(

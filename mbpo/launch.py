@@ -6,6 +6,7 @@ flags are answered before torch and the training code are imported (seconds)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable
@@ -20,14 +21,24 @@ from mbpo.config import TrainConfig
 from mbpo.progress import Progress
 from mbpo.record import (
     CHECKPOINT_FILE,
+    FINISH_FILE,
+    METADATA_FILE,
+    OwnershipLost,
     RunFileError,
     RunFolder,
     RunLockedError,
     RunWriter,
+    commit_pending,
+    complete_finish,
     is_complete,
     now_iso,
     provenance,
+    read_finish,
+    read_history,
+    resumes_from_history,
     streams,
+    verify_run_files,
+    write_atomic,
 )
 from mbpo.seeding import make_generators
 from mbpo.train import Trainer, TrainingDiverged
@@ -56,7 +67,7 @@ def train(
         again = "the same command without --overwrite" if args.overwrite else "the same command again"
         print(f"{prog}: stopped: {exc}; run {again} to resume", file=sys.stderr)
         return EXIT_PREEMPTED
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, OwnershipLost) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as exc:
@@ -131,43 +142,43 @@ def _train(cfg: TrainConfig, env_sizes: tuple[int, int], args: argparse.Namespac
 
 def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: argparse.Namespace) -> int:
     out = folder.out
+    label = f"{cfg.run.algo} {cfg.run.env} seed {cfg.run.seed}"
     if not args.overwrite:
+        try:
+            journal = read_finish(out)
+        except RunFileError as exc:
+            raise UsageError(f"{exc}; pass --overwrite to replace it") from None
+        if journal is not None and commit_pending(out):  # killed while committing: complete it
+            return _complete_finish(folder, cfg, journal, label, args)
         try:
             complete = is_complete(out)
         except RunFileError as exc:
             raise UsageError(f"{exc}; pass --overwrite to replace it") from None
         if complete:
-            raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
+            return _already_complete(out, cfg, label, args)
     resume = None if args.overwrite else _load_resumable(out, cfg)
     torch.set_num_threads(cfg.run.threads)
     # Denormal floats (tiny temperatures, Adam moments late in training) make CPU arithmetic
     # many times slower: flushing them to zero cut SAC updates inside MBPO from 6.0 to 4.4 ms.
     torch.set_flush_denormal(True)
     gens = make_generators(cfg.run.seed, device)
-    label = f"{cfg.run.algo} {cfg.run.env} seed {cfg.run.seed}"
     prov = provenance(device)
+    who = {"git_revision": prov["git_revision"], "host": prov["host"]}
     if resume is None:
         folder.remove_owned()
-        writer = RunWriter(out, streams(cfg))
+        writer = RunWriter(out, streams(cfg), check=folder.check)
+        folder.log_process("start", 0, who)
         started, resumes = now_iso(), []
     else:
         try:
-            writer = RunWriter(out, streams(cfg), offsets=resume["offsets"])
+            writer = RunWriter(out, streams(cfg), offsets=resume["offsets"], check=folder.check)
         except RunFileError as exc:
             raise UsageError(f"{exc}; pass --overwrite to start over") from None
         started = resume["start_time"]
-        resumes = [
-            *resume["resumes"],
-            {
-                "env_step": resume["trainer"]["step"],
-                "time": now_iso(),
-                "git_revision": prov["git_revision"],
-                "host": prov["host"],
-            },
-        ]
+        resumes = [*resume["resumes"], {"env_step": resume["trainer"]["step"], "time": now_iso(), **who}]
     progress = Progress(cfg.run.total_steps, label, cfg.run.log_every, quiet=args.quiet)
     header = {"config": cfg.to_dict(), "start_time": started, "resumes": resumes}
-    checkpointer = Checkpointer(out, args.checkpoint_interval, header, resumed_from=resume)
+    checkpointer = Checkpointer(out, args.checkpoint_interval, header, resumed_from=resume, check=folder.check)
     try:
         try:
             trainer = Trainer(cfg, device, gens, writer, progress)
@@ -184,6 +195,7 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
                     f"{out / CHECKPOINT_FILE}: {exc}; if the checkpoint is damaged or from other code, "
                     "pass --overwrite to start over"
                 ) from None
+            folder.log_process("resume", trainer.step, who)  # before any work: a kill from here on is counted
             progress.resumed(trainer.step)
             if not args.quiet:
                 print(f"[{label}] resuming from the checkpoint at env step {trainer.step}", file=sys.stderr)
@@ -194,6 +206,9 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
     finally:
         progress.close()
         checkpointer.close()
+    history = read_history(out)
+    if history and history[0]["event"] == "start":  # every process, checkpointed or not
+        resumes = resumes_from_history(history)
     metadata = {
         "algo": cfg.run.algo,
         "env": cfg.run.env,
@@ -215,6 +230,59 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
             f"final eval return {summary['final_eval_return']:.1f} -> {out}",
             file=sys.stderr,
         )
+    return 0
+
+
+def _same_config(out: Path, recorded: dict, cfg: TrainConfig, what: str) -> None:
+    """UsageError unless the config `recorded` in `out` is `cfg`."""
+    diff = checkpoint.config_difference(recorded, cfg.to_dict()) if isinstance(recorded, dict) else "config: missing"
+    if diff is not None:
+        raise UsageError(
+            f"{out} holds {what} of another config ({diff.replace('checkpoint', 'run')}); "
+            "pass --overwrite to replace it"
+        )
+
+
+def _complete_finish(folder: RunFolder, cfg: TrainConfig, journal: dict, label: str, args: argparse.Namespace) -> int:
+    """Complete the commit of a run that was killed while finishing: its training is done."""
+    out = folder.out
+    _same_config(out, journal.get("config"), cfg, "a finishing run")
+    prov = provenance(resolve_device(cfg.run.device))
+    entry = {
+        "env_step": cfg.run.total_steps,
+        "time": now_iso(),
+        "git_revision": prov["git_revision"],
+        "host": prov["host"],
+        "finish_only": True,
+    }
+    folder.log_process("finish", cfg.run.total_steps, {k: v for k, v in entry.items() if k not in ("env_step", "time")})
+    journal = {**journal, "resumes": [*journal.get("resumes", []), entry]}
+    text = json.dumps({"metadata": journal}, indent=2, allow_nan=False) + "\n"
+    write_atomic(out / FINISH_FILE, text, before_commit=folder.check)  # the record names this process too
+    try:
+        meta = complete_finish(out, folder.check)
+    except RunFileError as exc:
+        raise UsageError(str(exc)) from None
+    if not args.quiet:
+        print(
+            f"[{label}] completed the commit of a run killed while finishing (no training needed), "
+            f"final eval return {meta.get('final_eval_return')} -> {out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _already_complete(out: Path, cfg: TrainConfig, label: str, args: argparse.Namespace) -> int:
+    if not args.skip_complete:
+        raise UsageError(f"{out} already holds a complete run (pass --overwrite to replace it)")
+    meta = json.loads((out / METADATA_FILE).read_text(encoding="utf-8"))
+    _same_config(out, meta.get("config"), cfg, "a complete run")
+    try:
+        verify_run_files(out, meta)
+    except RunFileError as exc:
+        raise UsageError(f"{exc}; pass --overwrite to replace it") from None
+    if not args.quiet:
+        print(f"[{label}] {out} already holds this complete run: nothing to do", file=sys.stderr)
     return 0
 
 

@@ -279,7 +279,10 @@ class Trainer:
             if log_now:
                 self.log_row(step, stats)
             self.progress.update(step)
-            if checkpointer is not None and step < run.total_steps and checkpointer.due():
+            if checkpointer is not None and (
+                checkpointer.due() if step < run.total_steps else checkpointer.interval > 0
+            ):
+                # and once at the last step: a crash while the run is committed then costs no training
                 checkpointer.save(self.checkpoint_payload())
         self.env.close()
         self.eval_env.close()

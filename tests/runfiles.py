@@ -63,6 +63,13 @@ def checkpoint_step(out: Path) -> int:
     return torch.load(out / "checkpoint.pt", weights_only=True, map_location="cpu")["trainer"]["step"]
 
 
+def checkpoint_offsets(out: Path) -> dict[str, int]:
+    """The length of each part file that the checkpoint in `out` records."""
+    import torch
+
+    return torch.load(out / "checkpoint.pt", weights_only=True, map_location="cpu")["offsets"]
+
+
 def wait_for_checkpoint_past(out: Path, step: int, proc: subprocess.Popen, timeout: float = 300) -> int:
     """Poll until a checkpoint of at least `step` env steps exists; returns its step."""
     deadline = time.monotonic() + timeout

@@ -137,6 +137,22 @@ def test_every_comparison_names_its_baseline(tmp_path):
     assert table[table.algo != "mbpo"].filter(like="p_beats_").isna().all().all()
 
 
+def test_mbpo_and_a_baseline_whose_runs_end_earlier_are_compared_at_one_step(tmp_path):
+    """Budget 2000, SAC's runs end at 1000: MBPO is compared with SAC at 1000, where MBPO is
+    worse, not at MBPO's 2000 (where MBPO would look better than SAC's 1000)."""
+    mbpo_steps, sac_steps = [0, 500, 1000, 1500, 2000], [0, 500, 1000]
+    runs = [
+        make_run(tmp_path, "mbpo", "h1", s, mbpo_steps, [-1000.0, -900.0, -800.0, -100.0, -50.0 - s]) for s in range(3)
+    ]
+    runs += [make_run(tmp_path, "sac", "utd1", s, sac_steps, [-1000.0, -600.0, -500.0 - s]) for s in range(3)]
+    assert aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 2000)) == 0
+    table = pd.read_csv(tmp_path / "tables" / "summary.csv")
+    mbpo = table[table.algo == "mbpo"].iloc[0]
+    assert mbpo.budget == 2000 and mbpo.compared_at_sac_utd1 == 1000
+    assert mbpo.p_beats_sac_utd1 == 0.0  # -800 at 1000 against SAC's -500..-502
+    assert np.isnan(table[table.algo == "sac"].iloc[0].compared_at_sac_utd1)
+
+
 def test_each_column_has_one_meaning_and_both_timings_are_there(tmp_path):
     steps = [0, 200, 400]
     runs = [

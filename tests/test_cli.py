@@ -329,7 +329,7 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
 
 def test_run_record_files_and_metadata(tiny_runs):
     out = tiny_runs["a"]
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "eval.csv", "metadata.json", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".finish.json", ".lock", "eval.csv", "metadata.json", "train.csv"]
     rows = list(csv.DictReader((out / "eval.csv").open()))
     assert tuple(rows[0]) == EVAL_COLUMNS
     assert [int(r["env_step"]) for r in rows] == [0, 0, 200, 200, 400, 400, 600, 600]
@@ -414,11 +414,11 @@ def test_a_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="injected failure"):
         cli.main(["train", "--out", str(out), *TINY, "--quiet"])
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".lock", "eval.csv.part", "train.csv.part"]
+    assert names == [".history.jsonl", ".lock", "eval.csv.part", "train.csv.part"]
     monkeypatch.undo()
     # the interrupted folder is not a complete run, so it is re-run without --overwrite
     assert cli.main(["train", "--out", str(out), *TINY, "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "eval.csv", "metadata.json", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".finish.json", ".lock", "eval.csv", "metadata.json", "train.csv"]
 
 
 def test_out_that_is_a_file_is_one_line(tmp_path):

@@ -17,6 +17,8 @@ import pytest
 from analysis import regress
 from analysis.stats import mann_whitney_cdf, rank_shift_test
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def brute_force_p(reference, candidate, shift, tail):
     """The rank test's p-value by definition: relabel the pooled runs (candidate - shift,
@@ -623,3 +625,40 @@ def test_an_out_under_a_file_says_the_file_is_not_a_directory(reference, tmp_pat
     err = one_line_exit_2(capsys, "--reference", reference, "--candidate", reference, "--out", tmp_path / under)
     assert f"{tmp_path / 'a-file'}: is a file, not a directory" in err and "File exists" not in err, err
     assert (tmp_path / "a-file").read_text() == "x"
+
+
+# ---- runs that are pooled or compared share the config that defines them ----------------------
+
+
+def set_config(run: Path, section: str, **changes) -> None:
+    meta = json.loads((run / "metadata.json").read_text())
+    meta["config"][section].update(changes)
+    (run / "metadata.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("side", ["reference", "candidate"])
+def test_a_group_whose_runs_differ_in_config_is_refused_on_either_side(reference, tmp_path, capsys, side):
+    candidate = tmp_path / "candidate"
+    shutil.copytree(reference, candidate)
+    odd = (reference if side == "reference" else candidate) / "runs/Pendulum-v1/mbpo/h1/cpu/seed5"
+    set_config(odd, "run", eval_every=500)  # one run re-made at another evaluation interval
+    err = one_line_exit_2(capsys, "--reference", reference, "--candidate", candidate)
+    assert f"the {side}'s runs" in err and str(odd) in err and "run.eval_every" in err
+    assert "must share one config" in err
+
+
+def test_the_committed_reference_was_made_with_its_own_config_and_a_changed_run_is_named(tmp_path):
+    from analysis.experiment import load_experiment, planned_configs
+
+    ref = ROOT / "results" / "reference"
+    planned = planned_configs(load_experiment(ref / "config.yaml"))
+    regress.check_planned(regress.find_runs(ref), planned, ref / "config.yaml")  # as committed: consistent
+    copy = tmp_path / "reference"
+    shutil.copytree(ref / "runs", copy / "runs")
+    odd = copy / "runs/Pendulum-v1/sac/utd1/cpu/seed3"
+    set_config(odd, "run", eval_every=400)
+    with pytest.raises(regress.RegressError, match=f"{odd} was not made with the config .* plans for it"):
+        regress.check_planned(regress.find_runs(copy), planned, ref / "config.yaml")
+    shutil.rmtree(copy / "runs/Pendulum-v1/sac/utd1/cpu/seed3")
+    with pytest.raises(regress.RegressError, match="plans Pendulum-v1/sac/utd1/cpu/seed3, which has no complete run"):
+        regress.check_planned(regress.find_runs(copy), planned, ref / "config.yaml")

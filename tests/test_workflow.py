@@ -114,11 +114,9 @@ def test_adding_a_seed_runs_only_the_new_runs(finished, tmp_path):
     config = write_config(tmp_path / "more.yaml", seeds=[0, 1, 2])
     out = snakemake(finished, "-n", config=config).stdout
     planned = [
-        line.split()[-1] for line in out.splitlines() if line.strip().startswith("output:") and "eval.csv" in line
+        line.split()[-1] for line in out.splitlines() if line.strip().startswith("output:") and "metadata.json" in line
     ]
-    assert len(planned) == 4 and all(
-        "/seed2/" in line for line in out.splitlines() if "eval.csv" in line and "output:" in line
-    )
+    assert len(planned) == 4 and all("/seed2/" in line for line in planned)
 
 
 def test_command_line_config_overrides_work(finished):
@@ -271,3 +269,96 @@ def test_a_malformed_default_config_is_named_with_its_line(tmp_path):
     )
     assert result.returncode != 0
     assert f"invalid config: {tmp_path / 'config' / 'config.yaml'}, line 2, column 6" in result.stdout + result.stderr
+
+
+def test_a_project_and_outputs_under_paths_with_spaces_and_non_ascii_run(tmp_path):
+    """The project checked out under "a b é/", its interpreter there too (a virtual environment
+    inside the checkout, as the README's commands make it), the config and the results under
+    such names as well: every job's command line quotes every path."""
+    import site
+    import venv
+
+    home = tmp_path / "a b é"
+    project = home / "mbpo bench"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        if name.startswith("results/") or not (ROOT / name).is_file():
+            continue
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, project / name)
+    env_dir = project / ".venv"
+    venv.create(env_dir, with_pip=False, symlinks=True)
+    python = env_dir / "bin" / "python"
+    packages = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # this interpreter sees the test's installed packages, and imports the copy's own code first
+    (Path(packages) / "parent.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    config = home / "mon expérience.yaml"
+    write_config(
+        config,
+        output="résultats/run s",
+        algorithms={
+            "mbpo": {
+                "preset": "default",
+                "total_steps": 300,
+                "rollout_lengths": [1],
+                "options": {"model_max_epochs": 2},
+            },
+            "sac": {"preset": "seed", "total_steps": 300, "updates_per_step": 1, "options": {"random_steps": 100}},
+        },
+        seeds=[0],
+        analysis={**yaml.safe_load(TEST_CONFIG.read_text())["analysis"], "budget": 300},
+    )
+    result = subprocess.run(
+        [str(python), "-m", "snakemake", "--cores", "2", "--configfile", str(config), "--replace-workflow-config"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = project / "résultats" / "run s"
+    summary = pd.read_csv(out / "tables" / "summary.csv")
+    assert sorted(summary.algo) == ["mbpo", "sac"]
+    meta = json.loads((out / "runs" / "Pendulum-v1" / "sac" / "utd1" / "cpu" / "seed0" / "metadata.json").read_text())
+    assert meta["argv"][0].startswith(str(project))  # the copy's own code ran, from its odd path
+
+
+@pytest.mark.parametrize("op", [8, 14])
+def test_a_training_job_killed_while_its_run_is_committed_loses_nothing(tmp_path, op):
+    """SIGKILL after the run's files were renamed into place, before its metadata.json (op 8), or
+    after the whole commit, before the process exits (op 14, its last folder fsync): Snakemake
+    deletes the failed job's declared output (and would delete it again before re-running the
+    job), and the next invocation completes the run without training."""
+    config = write_config(
+        tmp_path / "one.yaml",
+        algorithms={
+            "sac": {"preset": "seed", "total_steps": 300, "updates_per_step": 1, "options": {"random_steps": 100}}
+        },
+        seeds=[0],
+        analysis={**yaml.safe_load(TEST_CONFIG.read_text())["analysis"], "budget": 300},
+    )
+    run = tmp_path / "results" / "runs" / "Pendulum-v1" / "sac" / "utd1" / "cpu" / "seed0"
+    crash = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "crashhook"), "MBPO_CRASHPOINT": f"finish kill {op}"}
+    first = subprocess.run(
+        snakemake_command(tmp_path, config, "--cores", "1"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env=crash,
+    )
+    assert first.returncode != 0, "the injected crash did not happen"
+    assert (run / ".finish.json").exists() and (run / "eval.csv").exists() and not (run / "metadata.json").exists()
+    snakemake(tmp_path, "--cores", "1", config=config)
+    meta = json.loads((run / "metadata.json").read_text())
+    from mbpo.record import verify_run_files
+
+    verify_run_files(run, meta)
+    assert meta["resumes"][-1].get("finish_only") is True  # the re-run job trained nothing
+    assert sorted(p.name for p in run.iterdir()) == [".finish.json", ".lock", "eval.csv", "metadata.json", "train.csv"]

@@ -1,7 +1,6 @@
 rule aggregate:
     input:
         run_metadata(),
-        run_evaluations(),
     output:
         summary=report(f"{OUT}/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
         markdown=f"{OUT}/tables/summary.md",
@@ -20,7 +19,7 @@ rule aggregate:
         benchmarks_root=lambda wildcards, output: Path(output.summary).parent.parent / "benchmarks",
         settings=analysis_settings,
     shell:
-        "{params.python} -m analysis.aggregate --runs {params.runs:q} --out {params.tables:q} --runs-root {params.runs_root:q} --benchmarks-root {params.benchmarks_root:q} {params.settings} > {log:q} 2>&1"
+        "{params.python:q} -m analysis.aggregate --runs {params.runs:q} --out {params.tables:q} --runs-root {params.runs_root:q} --benchmarks-root {params.benchmarks_root:q} {params.settings} > {log:q} 2>&1"
 
 
 rule figures:
@@ -44,7 +43,7 @@ rule figures:
         tables=lambda wildcards, input: Path(input.summary).parent,
         figures=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "{params.python} -m analysis.figures --tables {params.tables:q} --out {params.figures:q} > {log:q} 2>&1"
+        "{params.python:q} -m analysis.figures --tables {params.tables:q} --out {params.figures:q} > {log:q} 2>&1"
 
 
 rule paper_figures:
@@ -56,7 +55,6 @@ rule paper_figures:
 rule paper:
     input:
         run_metadata(),
-        run_evaluations(),
     output:
         comparison=report(f"{OUT}/figures/paper_comparison.png", caption="../report/paper.rst", category="Paper"),
         ablation=report(f"{OUT}/figures/paper_ablation.png", caption="../report/paper_ablation.rst", category="Paper"),
@@ -77,5 +75,5 @@ rule paper:
         bootstrap=lambda wildcards: config["analysis"]["bootstrap_samples"],
         fractions=lambda wildcards: " ".join(str(f) for f in config["analysis"]["paper_fractions"]),
     shell:
-        "{params.python} -m analysis.paper --runs {params.runs:q} --tables {params.tables:q} --figures {params.figures:q} "
+        "{params.python:q} -m analysis.paper --runs {params.runs:q} --tables {params.tables:q} --figures {params.figures:q} "
         "--bootstrap-samples {params.bootstrap} --fractions {params.fractions} > {log:q} 2>&1"

@@ -34,11 +34,6 @@ def run_metadata():
     return [f"{run.path}/metadata.json" for run in RUNS]
 
 
-def run_evaluations():
-    """Every run's CSV files that are read, so that a changed file re-makes what was read from it."""
-    return [f"{run.path}/{name}" for run in RUNS for name in ("eval.csv", "train.csv")]
-
-
 def run_dirs():
     return [run.path for run in RUNS]
 

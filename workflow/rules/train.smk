@@ -1,7 +1,9 @@
+# A run's only declared output is its completion marker, metadata.json (which records the size,
+# rows and checksum of each of its CSVs, verified by every reader): Snakemake deletes a job's
+# declared outputs before it runs the job again, and a run killed while it was being committed
+# is completed from its other files (mbpo/record.py) if they are still there.
 rule train:
     output:
-        eval=identity.wildcards(identity.RUN_DIR, OUT, "eval.csv"),
-        train=identity.wildcards(identity.RUN_DIR, OUT, "train.csv"),
         metadata=identity.wildcards(identity.RUN_DIR, OUT, "metadata.json"),
     conda:
         "../envs/mbpo.yaml"
@@ -19,4 +21,4 @@ rule train:
         mem_mb=train_mem_mb,
         gpu=train_gpu,
     shell:
-        "{params.python} -m mbpo train {params.args:q} --threads {threads} --out {params.out:q} > {log:q} 2>&1"
+        "{params.python:q} -m mbpo train {params.args:q} --threads {threads} --skip-complete --out {params.out:q} > {log:q} 2>&1"
