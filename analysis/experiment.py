@@ -332,6 +332,7 @@ _SHARED_FLAGS = {
 IDENTITY_FLAGS = {
     "mbpo": {**_SHARED_FLAGS, "rollout_length": "is the variant: list it in rollout_lengths"},
     "sac": {**_SHARED_FLAGS, "updates_per_step": "is the variant: set the algorithm's own updates_per_step"},
+    "sb3_sac": {**_SHARED_FLAGS, "updates_per_step": "is the variant: set the algorithm's own updates_per_step"},
 }
 
 

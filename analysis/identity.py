@@ -30,6 +30,7 @@ ALGORITHMS = {
     "sac_mbpo_utd": Algorithm("sac", "SAC at MBPO's update ratio"),  # the control
     "sac_asymptote": Algorithm("sac", "SAC asymptote"),  # longer runs: the paper figure's dashed line
     "mbpo_ablation": Algorithm("mbpo", "MBPO"),  # the rollout-length ablation's lengths beside `mbpo`'s
+    "sb3_sac": Algorithm("sb3_sac", "SAC (Stable-Baselines3)"),  # the cross-check's independent SAC
 }
 
 FIELDS = ("env", "algo", "variant", "device", "seed")

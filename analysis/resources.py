@@ -140,9 +140,25 @@ DEFAULT_COSTS: dict[tuple[str, str], Cost] = {
 }
 
 
+SB3_FACTOR = 3.0  # Stable-Baselines3's SAC (`sb3_sac`) per env step, over this harness's SAC's: its
+# Python-level update costs more (docs: the cross-check's runs record their own seconds per step)
+
+
 def cost_of(env: str, algo: str, device: str, updates_per_step: int) -> Cost:
     """The measured cost for (env, algo, device): at the same update ratio if measured, else the
-    measurement at the nearest ratio; without one, the default for (algo, device)."""
+    measurement at the nearest ratio; without one, the default for (algo, device). `sb3_sac`
+    takes this SAC's cost times `SB3_FACTOR`."""
+    if algo == "sb3_sac":
+        sac = cost_of(env, "sac", device, updates_per_step)
+        return Cost(
+            env,
+            algo,
+            device,
+            sac.seconds_per_step * SB3_FACTOR,
+            sac.growth_per_step * SB3_FACTOR,
+            sac.updates_per_step,
+            f"{sac.source}; times {SB3_FACTOR} for Stable-Baselines3",
+        )
     measured = [c for c in COSTS if (c.env, c.algo, c.device) == (env, algo, device)]
     if not measured:
         return DEFAULT_COSTS[(algo, device)]

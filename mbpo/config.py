@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-ALGOS = ("sac", "mbpo")
+ALGOS = ("sac", "mbpo", "sb3_sac")  # sb3_sac: Stable-Baselines3's SAC with the SAC config (mbpo.sb3)
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -207,6 +207,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         },
     },
 }
+PRESETS["sb3_sac"] = PRESETS["sac"]  # the same SAC settings, run by Stable-Baselines3
 
 SECTIONS: dict[str, type] = {"run": RunConfig, "sac": SACConfig, "mbpo": MBPOConfig}
 

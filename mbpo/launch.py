@@ -40,6 +40,7 @@ from mbpo.record import (
     verify_run_files,
     write_atomic,
 )
+from mbpo.sb3 import Stopped
 from mbpo.seeding import make_generators
 from mbpo.train import Trainer, TrainingDiverged
 from mbpo.usage import EXIT_USAGE, UsageError
@@ -63,6 +64,9 @@ def train(
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Stopped as exc:
+        print(f"{prog}: stopped: {exc}; run the same command again to start it over", file=sys.stderr)
+        return EXIT_PREEMPTED
     except Preempted as exc:
         again = "the same command without --overwrite" if args.overwrite else "the same command again"
         print(f"{prog}: stopped: {exc}; run {again} to resume", file=sys.stderr)
@@ -123,6 +127,10 @@ def _load_resumable(out: Path, cfg: TrainConfig) -> dict | None:
 def _train(cfg: TrainConfig, env_sizes: tuple[int, int], args: argparse.Namespace) -> int:
     obs_dim, act_dim = env_sizes
     device = resolve_device(cfg.run.device)
+    if cfg.run.algo == "sb3_sac":  # SB3 installed and the config expressible in it, before any file is written
+        from mbpo.sb3 import check_sb3
+
+        check_sb3(cfg)
     try:
         memory.check(cfg, obs_dim, act_dim, device)  # before any run file is written
     except memory.NotEnoughMemory as exc:
@@ -181,7 +189,12 @@ def _train_in(folder: RunFolder, cfg: TrainConfig, device: torch.device, args: a
     checkpointer = Checkpointer(out, args.checkpoint_interval, header, resumed_from=resume, check=folder.check)
     try:
         try:
-            trainer = Trainer(cfg, device, gens, writer, progress)
+            if cfg.run.algo == "sb3_sac":
+                from mbpo.sb3 import SB3Trainer
+
+                trainer = SB3Trainer(cfg, device, gens, writer, progress)
+            else:
+                trainer = Trainer(cfg, device, gens, writer, progress)
         except AllocationError as exc:  # the memory was there when checked, gone by now
             writer.close()
             if resume is None:

@@ -77,3 +77,31 @@ rule paper:
     shell:
         "{params.python:q} -m analysis.paper --runs {params.runs:q} --tables {params.tables:q} --figures {params.figures:q} "
         "--bootstrap-samples {params.bootstrap} --fractions {params.fractions} > {log:q} 2>&1"
+
+
+def crosscheck_runs():
+    """The runs the SAC cross-check compares: this SAC's and SB3's, at one update per step."""
+    return [run.path for run in RUNS if (run.algo, run.variant) in (("sac", "utd1"), ("sb3_sac", "utd1"))]
+
+
+rule crosscheck:
+    input:
+        [f"{path}/metadata.json" for path in crosscheck_runs()],
+    output:
+        table=report(f"{OUT}/tables/crosscheck.csv", caption="../report/crosscheck.rst", category="Cross-check"),
+        markdown=f"{OUT}/tables/crosscheck.md",
+        figure=report(f"{OUT}/figures/crosscheck.png", caption="../report/crosscheck.rst", category="Cross-check"),
+        pdf=f"{OUT}/figures/crosscheck.pdf",
+    conda:
+        "../envs/mbpo.yaml"
+    log:
+        f"{OUT}/logs/crosscheck.log",
+    params:
+        python=python,
+        runs=crosscheck_runs(),
+        tables=lambda wildcards, output: Path(output.table).parent,
+        figures=lambda wildcards, output: Path(output.figure).parent,
+        margins=lambda wildcards: [f"{env}={m}" for env, m in config["analysis"]["crosscheck_margin"].items()],
+    shell:
+        "{params.python:q} -m analysis.crosscheck --runs {params.runs:q} --tables {params.tables:q} "
+        "--figures {params.figures:q} --margin {params.margins:q} > {log:q} 2>&1"

@@ -13,6 +13,7 @@ localrules:
     aggregate,
     figures,
     paper,
+    crosscheck,
 
 
 FIGURES = ["sample_efficiency", "rollout_ablation", "wallclock"]

@@ -1,0 +1,233 @@
+"""Is this harness's SAC the SAC it claims to be? Its runs against Stable-Baselines3's SAC run
+with the same settings and evaluation protocol (`--algo sb3_sac`, `mbpo.sb3`).
+
+    python -m analysis.crosscheck --runs RUN_DIR ... --tables DIR --figures DIR --margin ENV=M ...
+
+Per env, the runs of group `sac/utd1` (this SAC) and `sb3_sac/utd1` (SB3's) must share one SAC
+config (every field of the `sac` section, and the run length, evaluation and env): otherwise the
+comparison is refused. Two metrics per run:
+- `return_at_budget`: the mean evaluation return at the run's last step (its budget);
+- `auc`: the area under its evaluation curve over the whole run, divided by the run's env steps
+  (the average return while learning).
+The difference is SB3 minus this SAC, as the Hodges-Lehmann shift (the median of all pairwise
+differences) with its `1 - 2 alpha` interval from inverting the exact Wilcoxon-Mann-Whitney test
+(`analysis.stats.rank_shift_test`): that interval inside (-margin, +margin) is the two one-sided
+tests of equivalence at level `alpha` each. Verdicts: `equivalent` (interval inside the margin),
+`SB3 higher` / `SB3 lower` (interval wholly beyond +margin / -margin: they differ by more than the
+margin), `inconclusive` (the interval crosses a margin: more seeds needed to tell). The margin is
+given per env in return units, before looking at the runs (`config/crosscheck.yaml`).
+
+Writes `tables/crosscheck.{csv,md}` and `figures/crosscheck.{png,pdf}` (every run's curve and
+each implementation's mean curve, per env).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from analysis.identity import label  # noqa: E402
+from analysis.runs import RunFolderError, error_line, identity, load_runs, metadata, run_scores  # noqa: E402
+from analysis.stats import normalized_auc, rank_shift_test  # noqa: E402
+from mbpo.record import atomic_file, write_atomic  # noqa: E402
+from mbpo.usage import OneLineParser  # noqa: E402
+
+OURS, THEIRS = ("sac", "utd1"), ("sb3_sac", "utd1")
+METRICS = {
+    "return_at_budget": "mean evaluation return at the run's last step",
+    "auc": "area under the evaluation curve over the whole run / its env steps",
+}
+SHARED_SECTIONS = ("sac",)
+SHARED_RUN_FIELDS = ("env", "total_steps", "eval_every", "eval_episodes", "truncate_obs")
+
+
+class CrosscheckError(ValueError):
+    """Bad input: the message says what is wrong."""
+
+
+def _shared(config: dict) -> dict:
+    run = config.get("run", {})
+    return {
+        **{f"run.{k}": run.get(k) for k in SHARED_RUN_FIELDS},
+        **{f"{s}.{k}": v for s in SHARED_SECTIONS for k, v in config.get(s, {}).items()},
+    }
+
+
+def check_same_settings(run_dirs: list[Path]) -> None:
+    """Every run of an env, of either implementation, was made with one SAC config."""
+    first: dict[str, tuple[dict, Path]] = {}
+    for run_dir in run_dirs:
+        config = metadata(run_dir).get("config") or {}
+        env = identity(run_dir)["env"]
+        got = _shared(config)
+        if env not in first:
+            first[env] = (got, run_dir)
+            continue
+        want, where = first[env]
+        diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+        if diff:
+            shown = ", ".join(f"{k}: {want.get(k)!r} vs {got.get(k)!r}" for k in diff[:4])
+            raise CrosscheckError(f"{where} and {run_dir} were not run with the same settings ({shown})")
+
+
+def run_metrics(scores: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (env, algo, variant, device, seed), run in scores.groupby(["env", "algo", "variant", "device", "seed"]):
+        run = run.sort_values("env_step")
+        steps, values = run.env_step.to_numpy(dtype=float), run.score.to_numpy()
+        auc = float(normalized_auc(steps, values)) if steps.size > 1 else float(values[-1])
+        rows.append([env, algo, variant, device, seed, int(steps[-1]), float(values[-1]), auc])
+    return pd.DataFrame(rows, columns=["env", "algo", "variant", "device", "seed", "budget", *METRICS])
+
+
+def verdict(low: float, high: float, margin: float) -> str:
+    if -margin < low and high < margin:
+        return "equivalent"
+    if low >= margin:
+        return "SB3 higher"
+    if high <= -margin:
+        return "SB3 lower"
+    return "inconclusive"
+
+
+def compare(metrics: pd.DataFrame, margins: dict[str, float], alpha: float) -> pd.DataFrame:
+    rows = []
+    for env in sorted(metrics.env.unique()):
+        data = metrics[metrics.env == env]
+        ours = data[(data.algo == OURS[0]) & (data.variant == OURS[1])]
+        theirs = data[(data.algo == THEIRS[0]) & (data.variant == THEIRS[1])]
+        if ours.empty or theirs.empty:
+            missing = "/".join(OURS) if ours.empty else "/".join(THEIRS)
+            raise CrosscheckError(f"{env}: no {missing} runs to compare")
+        if env not in margins:
+            raise CrosscheckError(f"{env}: no --margin given for it")
+        budgets = set(ours.budget) | set(theirs.budget)
+        if len(budgets) != 1:
+            raise CrosscheckError(f"{env}: the runs end at different env steps {sorted(budgets)}")
+        budget = int(budgets.pop())
+        for metric in METRICS:
+            test = rank_shift_test(ours[metric].to_numpy(), theirs[metric].to_numpy(), alpha)
+            rows.append(
+                {
+                    "env": env,
+                    "budget": budget,
+                    "metric": metric,
+                    "seeds_sac": len(ours),
+                    "seeds_sb3": len(theirs),
+                    "mean_sac": ours[metric].mean(),
+                    "mean_sb3": theirs[metric].mean(),
+                    "shift_sb3_minus_sac": test.shift,
+                    "ci_low": test.low,
+                    "ci_high": test.high,
+                    "confidence": 1 - 2 * alpha,
+                    "margin": margins[env],
+                    "excludes_zero": bool(test.low > 0 or test.high < 0),
+                    "verdict": verdict(test.low, test.high, margins[env]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    lines = [
+        "| env | metric (budget) | this SAC: mean [seeds] | SB3 SAC: mean [seeds] | SB3 - this SAC "
+        "(interval) | margin | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples():
+        interval = f"{r.shift_sb3_minus_sac:.0f} ({r.ci_low:.0f}, {r.ci_high:.0f})"
+        lines.append(
+            f"| {r.env} | {r.metric} ({r.budget}) | {r.mean_sac:.0f} [{r.seeds_sac}] | {r.mean_sb3:.0f} "
+            f"[{r.seeds_sb3}] | {interval} | ±{r.margin:g} | {r.verdict} |"
+        )
+    confidence = table.confidence.iloc[0]
+    lines += [
+        "",
+        f"Hodges-Lehmann shift with its {confidence:.0%} interval (exact rank test inverted): inside ±margin is "
+        "equivalence by two one-sided tests; wholly beyond it, a difference larger than the margin; crossing it, "
+        "inconclusive at these seeds.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def figure(scores: pd.DataFrame, out: Path) -> None:
+    envs = sorted(scores.env.unique())
+    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
+    palette = sns.color_palette("colorblind")
+    for ax, env in zip(axes[0], envs):
+        for color, (algo, variant) in zip(palette, (OURS, THEIRS)):
+            data = scores[(scores.env == env) & (scores.algo == algo) & (scores.variant == variant)]
+            for _, run in data.groupby("seed"):
+                ax.plot(run.env_step, run.score, color=color, alpha=0.25, linewidth=0.8)
+            mean = data.groupby("env_step").score.mean()
+            seeds = data.seed.nunique()
+            ax.plot(mean.index, mean.values, color=color, linewidth=2.2, label=f"{label(algo)}: mean of {seeds} seeds")
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("evaluation return")
+        ax.legend(loc="upper left", fontsize=8, frameon=True)
+    fig.suptitle("SAC cross-check: this harness's SAC and Stable-Baselines3's, same settings (thin: one seed each)")
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        with atomic_file(out / f"crosscheck.{ext}", "wb") as handle:
+            fig.savefig(handle, format=ext, dpi=120)
+    plt.close(fig)
+
+
+def parse_margins(items: list[str]) -> dict[str, float]:
+    margins = {}
+    for item in items:
+        env, sep, value = item.partition("=")
+        try:
+            margin = float(value)
+        except ValueError:
+            margin = math.nan
+        if not sep or not env or not math.isfinite(margin) or margin <= 0:
+            raise CrosscheckError(f"--margin {item!r}: expected ENV=VALUE with a finite VALUE > 0")
+        margins[env] = margin
+    return margins
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m analysis.crosscheck", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", type=Path, required=True, help="complete run folders of both SACs")
+    parser.add_argument("--tables", type=Path, required=True)
+    parser.add_argument("--figures", type=Path, required=True)
+    parser.add_argument("--margin", nargs="+", required=True, help="ENV=VALUE: the equivalence margin, return units")
+    parser.add_argument("--alpha", type=float, default=0.05, help="level of each one-sided test (default 0.05)")
+    args = parser.parse_args(argv)
+    if not 0 < args.alpha < 0.5:
+        parser.error(f"--alpha must be in (0, 0.5), got {args.alpha}")
+    try:
+        margins = parse_margins(args.margin)
+        runs = [d for d in args.runs if (identity(d)["algo"], identity(d)["variant"]) in (OURS, THEIRS)]
+        if not runs:
+            raise CrosscheckError(f"none of the {len(args.runs)} runs is a {'/'.join(OURS)} or {'/'.join(THEIRS)} run")
+        check_same_settings(runs)
+        scores = run_scores(load_runs(runs))
+        table = compare(run_metrics(scores), margins, args.alpha)
+        args.tables.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.tables / "crosscheck.csv", table.to_csv(index=False))
+        write_atomic(args.tables / "crosscheck.md", markdown(table))
+        figure(scores, args.figures)
+    except (CrosscheckError, RunFolderError, OSError, ValueError) as exc:
+        print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; no table was half-written", file=sys.stderr)
+        return 130
+    print(markdown(table), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
