@@ -188,6 +188,7 @@ def tiny_mbpo(tmp_path_factory):
 def test_mbpo_run_writes_model_and_rollout_diagnostics_and_follows_the_schedule(tiny_mbpo):
     out = tiny_mbpo / "a"
     assert sorted(p.name for p in out.iterdir()) == [
+        ".finish.json",
         ".lock",
         "eval.csv",
         "metadata.json",
