@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-from analysis.experiment import ExperimentError, check_schema, check_yaml, numbers_from_command_line
+from plan.experiment import ExperimentError, check_schema, check_yaml, numbers_from_command_line
 
 # the default experiment lives with the workflow, whatever --directory is
 DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.identity import GROUP, IDENTITY
-from analysis.identity import name as run_name
+from plan.identity import GROUP, IDENTITY
+from plan.identity import name as run_name
 from analysis.runs import RunFolderError, error_line, identity, load_runs, run_scores, train_seconds_per_env_step
 from analysis.stats import (
     interpolate_curve,

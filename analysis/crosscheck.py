@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.identity import label  # noqa: E402
+from plan.identity import label  # noqa: E402
 from analysis.runs import RunFolderError, error_line, identity, load_runs, metadata, run_scores  # noqa: E402
 from analysis.stats import normalized_auc, rank_shift_test  # noqa: E402
 from mbpo.record import atomic_file, write_atomic  # noqa: E402

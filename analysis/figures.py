@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.identity import GROUP, VariantError, label, rollout_label, rollout_order  # noqa: E402
+from plan.identity import GROUP, VariantError, label, rollout_label, rollout_order  # noqa: E402
 from analysis.runs import error_line  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
 

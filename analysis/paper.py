@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.identity import PAPER_VARIANT, label, rollout_label, rollout_length, rollout_order  # noqa: E402
+from plan.identity import PAPER_VARIANT, label, rollout_label, rollout_length, rollout_order  # noqa: E402
 from analysis.runs import RunFolderError, error_line, load_runs, run_scores  # noqa: E402
 from analysis.stats import interpolate_curve, iqm, stratified_bootstrap_ci  # noqa: E402
 from mbpo.config import PAPER_ENVS, env_name  # noqa: E402

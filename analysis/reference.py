@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from analysis.experiment import ExperimentError, load_experiment, load_yaml, planned_configs
+from plan.experiment import ExperimentError, load_experiment, load_yaml, planned_configs
 from analysis.numerics import fingerprints, group_configs
 from analysis.regress import (
     PROVENANCE,

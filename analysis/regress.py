@@ -40,8 +40,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.identity import GROUP, IDENTITY, group_name
-from analysis.identity import name as run_name
+from plan.identity import GROUP, IDENTITY, group_name
+from plan.identity import name as run_name
 from analysis.runs import RunFolderError, error_line, identity, load_runs, metadata, run_scores
 from analysis.stats import normalized_auc, rank_shift_test
 from mbpo.record import write_atomic

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import identity as run_identity
-from analysis.identity import IDENTITY
+from plan import identity as run_identity
+from plan.identity import IDENTITY
 from mbpo import record
 from mbpo.record import EVAL_COLUMNS, EVAL_FILE, METADATA_FILE
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analysis.identity import GROUP
+from plan.identity import GROUP
 from analysis.runs import RunFolderError, error_line, load_runs
 from analysis.stats import iqm
 from mbpo.usage import OneLineParser

@@ -3,7 +3,7 @@
     python benchmarks/experiment_cost.py [--configfile config/paper.yaml] [--device cpu]
         [--threads 1] [--model-csv RUN/model.csv ...] [--check RUN ...]
 
-Each run of the config (the pipeline's own plan: `analysis.experiment.runs`, resolved as
+Each run of the config (the pipeline's own plan: `plan.experiment.runs`, resolved as
 `python -m mbpo train` resolves it) is projected phase by phase, at its own sizes (observation and
 action dims, network widths, batch, rollouts per phase), integrated over its env steps the way
 `mbpo/train.py` takes them:
@@ -291,7 +291,7 @@ def load_plan(path: Path) -> dict[tuple[str, str, str], tuple[TrainConfig, int]]
     its first seed, the number of runs: seeds x devices); ValueError with one line on bad input."""
     from snakemake.utils import validate
 
-    from analysis.experiment import check_schema, load_yaml, runs, train_args
+    from plan.experiment import check_schema, load_yaml, runs, train_args
     from mbpo.cli import ArgumentError, config_from_args
 
     schema = str(ROOT / "workflow/schemas/config.schema.yaml")

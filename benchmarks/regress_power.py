@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from common import require
 
-from analysis.identity import GROUP
+from plan.identity import GROUP
 from analysis.regress import METRICS, RegressError, find_runs, run_metrics
 from analysis.runs import RunFolderError, error_line
 from analysis.stats import rank_shift_test

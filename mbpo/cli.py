@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 import signal
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mbpo.config import PRESETS, SECTIONS, TrainConfig, build_config, paper_table
+from mbpo.flags import flag, show
 from mbpo.usage import EXIT_USAGE, ArgumentError
 from mbpo.usage import OneLineParser as _Parser
 
@@ -54,18 +54,6 @@ def _out_folder(text: str) -> Path:
     return Path(text)
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    if value is None:
-        return "auto"
-    return str(value)
-
-
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(f"{section} options" if section != "run" else "run options")
@@ -73,13 +61,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         for f in dataclasses.fields(cls):
             hint = hints[f.name]
             preset_notes = [
-                f"{algo} {p}: {_show(v[section][f.name])}"
+                f"{algo} {p}: {show(v[section][f.name])}"
                 for algo, presets in PRESETS.items()
                 for p, v in presets.items()
                 if f.name in v.get(section, {})
             ]
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            help_text = f"{f.metadata['help']} (default: {_show(default)}"
+            help_text = f"{f.metadata['help']} (default: {show(default)}"
             help_text += f"; preset {', '.join(preset_notes)})" if preset_notes else ")"
             kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
             if hint is bool:
@@ -96,7 +84,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                     kwargs["choices"] = f.metadata["choices"]
             if f.name == "preset":
                 kwargs["choices"] = sorted({p for presets in PRESETS.values() for p in presets})
-            group.add_argument(_flag(f.name), **kwargs)
+            group.add_argument(flag(f.name), **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,21 +160,6 @@ def check_env(cfg: TrainConfig) -> tuple[int, int]:
     if cfg.run.algo == "mbpo":
         termination_fn(cfg.run.env)
     return sizes
-
-
-def reproduce_command(cfg: TrainConfig, out: Path) -> str:
-    """The command that repeats this run with every hyperparameter spelled out."""
-    words = ["python", "-m", "mbpo", "train"]
-    for section in SECTIONS:
-        if section == "mbpo" and cfg.run.algo != "mbpo":
-            continue
-        for name, value in getattr(cfg, section).__dict__.items():
-            if isinstance(value, bool):
-                words.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
-            else:
-                words += [_flag(name), _show(value)]
-    words += ["--out", str(out)]
-    return shlex.join(words)
 
 
 class _StartUp:

@@ -16,8 +16,8 @@ import torch
 from mbpo import checkpoint, memory
 from mbpo.buffer import AllocationError
 from mbpo.checkpoint import Checkpointer, CheckpointError, Preempted
-from mbpo.cli import reproduce_command
 from mbpo.config import TrainConfig
+from mbpo.flags import reproduce_command
 from mbpo.progress import Progress
 from mbpo.record import (
     CHECKPOINT_FILE,

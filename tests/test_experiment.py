@@ -12,15 +12,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import experiment, figures
-from analysis.experiment import (
+from analysis import figures
+from plan import experiment
+from plan.experiment import (
     ExperimentError,
     Run,
     numbers_from_command_line,
     runs,
     train_args,
 )
-from analysis.identity import ALGORITHMS, VariantError, parse, rollout_length, rollout_variant
+from plan.identity import ALGORITHMS, VariantError, parse, rollout_length, rollout_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,7 +156,7 @@ def test_planning_auto_devices_agrees_with_torch_and_imports_it_only_for_a_gpu_b
     """The Snakefile resolves `devices: [auto]` at every invocation; on a CPU-only torch that
     answer comes from torch's version file instead of a 2.5 s import."""
     code = (
-        "import sys; from analysis import experiment as e; "
+        "import sys; from plan import experiment as e; "
         "print(e.cuda_available(), 'torch' in sys.modules); "
         "import torch; print(torch.cuda.is_available(), torch.version.cuda is None and torch.version.hip is None)"
     )

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.experiment import ExperimentError, runs, train_args
+from plan.experiment import ExperimentError, runs, train_args
 from mbpo.cli import config_from_args
 from mbpo.config import PAPER_ENVS
 from runfiles import snakemake_command

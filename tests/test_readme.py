@@ -57,12 +57,12 @@ def _layout() -> str:
 
 def test_layout_names_every_module_and_only_modules_that_exist():
     layout = _layout()
-    for folder in ("mbpo", "analysis", "tests"):
+    for folder in ("mbpo", "plan", "analysis", "tests"):
         for path in sorted((ROOT / folder).glob("*.py")):
             if path.name != "__init__.py" and not path.name.startswith("test_") and path.name != "__main__.py":
                 assert f"`{path.name}`" in layout, f"README layout does not name {folder}/{path.name}"
     for name in re.findall(r"`([a-z_]+\.(?:py|smk))`", layout):
-        folders = ("mbpo", "analysis", "tests", "benchmarks", "workflow/rules")
+        folders = ("mbpo", "plan", "analysis", "tests", "benchmarks", "workflow/rules")
         assert any((ROOT / folder / name).is_file() for folder in folders), (
             f"README layout names {name}, which does not exist"
         )

@@ -648,7 +648,7 @@ def test_a_group_whose_runs_differ_in_config_is_refused_on_either_side(reference
 
 
 def test_the_committed_reference_was_made_with_its_own_config_and_a_changed_run_is_named(tmp_path):
-    from analysis.experiment import load_experiment, planned_configs
+    from plan.experiment import load_experiment, planned_configs
 
     ref = ROOT / "results" / "reference"
     planned = planned_configs(load_experiment(ref / "config.yaml"))

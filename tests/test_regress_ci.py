@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.experiment import train_args, variants
-from analysis.identity import run_dir
+from plan.experiment import train_args, variants
+from plan.identity import run_dir
 from runfiles import snakemake_command
 
 ROOT = Path(__file__).resolve().parent.parent

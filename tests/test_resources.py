@@ -1,4 +1,4 @@
-"""What a run asks a cluster for (analysis/resources.py), checked by hand."""
+"""What a run asks a cluster for (plan/resources.py), checked by hand."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from analysis import resources
-from analysis.resources import (
+from plan import resources
+from plan.resources import (
     COSTS,
     DEFAULT_COSTS,
     Cost,

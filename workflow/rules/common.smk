@@ -3,9 +3,9 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
-from analysis import identity
-from analysis.experiment import DEFAULT_OUTPUT, ExperimentError, runs, train_args
-from analysis.resources import resources_of_args
+from plan import identity
+from plan.experiment import DEFAULT_OUTPUT, ExperimentError, runs, train_args
+from plan.resources import resources_of_args
 
 
 # tables, figures and the paper's figures take seconds: on a cluster they run where snakemake runs
@@ -68,7 +68,7 @@ def run_folder(wildcards):
 
 
 def train_resources(wildcards):
-    """What a run asks a cluster for (analysis/resources.py: runtime from its budget and a measured
+    """What a run asks a cluster for (plan/resources.py: runtime from its budget and a measured
     cost per env step, memory from its buffers, one GPU for CUDA runs)."""
     return resources_of_args(tuple(train_arguments(wildcards)))
 

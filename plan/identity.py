@@ -7,7 +7,7 @@ it and how figures name it); `variant` is the rollout length for MBPO (`h1`, `h2
 schedule, `hpaper` for the preset's own) and the update ratio for SAC (`utd1`).
 
 Everything that builds or reads these names (the workflow's rules and wildcard constraints,
-`analysis.experiment`, `analysis.runs`, the tables, the regression check, the figures) goes
+`plan.experiment`, `analysis.runs`, the tables, the regression check, the figures) goes
 through this module, so a change to the layout is made here once.
 """
 

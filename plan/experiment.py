@@ -5,7 +5,7 @@ arguments, so that the workflow files hold only wiring and this logic is unit-te
 
 A run is identified by (env, algo, variant, device, seed), which is also its folder under
 `output` (`results` unless the config says otherwise; config/ci.yaml writes under `results/ci`):
-`analysis.identity` owns those names, the layout and the algorithms.
+`plan.identity` owns those names, the layout and the algorithms.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 from dataclasses import dataclass
 from typing import Any
 
-from analysis import identity
-from analysis.identity import PAPER_VARIANT, VariantError, rollout_length, rollout_variant, trainer, updates_per_step
+from plan import identity
+from plan.identity import PAPER_VARIANT, VariantError, rollout_length, rollout_variant, trainer, updates_per_step
 
 DEFAULT_OUTPUT = "results"  # the config's `output`: the folder of runs, tables, figures and logs
 
