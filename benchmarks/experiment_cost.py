@@ -287,36 +287,20 @@ def project(
 
 
 def load_plan(path: Path) -> dict[tuple[str, str, str], tuple[TrainConfig, int]]:
-    """The config's runs as the pipeline plans them: (env, algo, variant) -> (the resolved config of
-    its first seed, the number of runs: seeds x devices); ValueError with one line on bad input."""
-    from snakemake.utils import validate
+    """The config's runs as the pipeline plans them: (env, algo, variant) -> (the resolved config
+    of its first seed, the number of runs: seeds x devices); ValueError with one line on bad input."""
+    from plan.experiment import load_experiment, runs
 
-    from plan.experiment import check_schema, load_yaml, runs, train_args
-    from mbpo.cli import ArgumentError, config_from_args
-
-    schema = str(ROOT / "workflow/schemas/config.schema.yaml")
     try:
-        config = load_yaml(path)  # its one line names the file
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: not a mapping of settings")
-    try:
-        check_schema(config, schema)
-        validate(config, schema)  # fills the schema's defaults, as the Snakefile does
-        planned = runs(config)
+        planned = runs(load_experiment(path))  # its one line names the file or the field
     except ValueError as exc:  # ExperimentError is one
-        raise ValueError(f"{path}: {exc}") from None
+        message = str(exc)
+        raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     plan: dict[tuple[str, str, str], tuple[TrainConfig, int]] = {}
     for run in planned:
         key = (run.env, run.algo, run.variant)
-        if key in plan:
-            plan[key] = (plan[key][0], plan[key][1] + 1)
-            continue
-        try:
-            plan[key] = (config_from_args(train_args(config, run.env, run.algo, run.variant, run.device, run.seed)), 1)
-        except ArgumentError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        config, count = plan.get(key, (run.config, 0))
+        plan[key] = (config, count + 1)
     return plan
 
 

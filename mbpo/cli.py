@@ -126,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: Sequence[str]) -> TrainConfig:
     """The resolved config of `python -m mbpo train ARGS` (no --out needed), or ArgumentError
-    with the message the command would print: the pipeline checks every planned run with it."""
+    with the message the command would print."""
+    return resolve_args(args)[0]
+
+
+def resolve_args(args: Sequence[str]) -> tuple[TrainConfig, tuple[int, int]]:
+    """`config_from_args` and the env's observation and action sizes: the pipeline's plan resolves
+    every planned run with it."""
     parser = build_parser()
     for action in parser._subparsers._group_actions:  # the subcommand parsers
         for sub in action.choices.values():
@@ -134,7 +140,7 @@ def config_from_args(args: Sequence[str]) -> TrainConfig:
     parser.raise_errors = True
     namespace = parser.parse_args(["train", "--out", "-", *args])
     try:
-        return _resolve(namespace)[0]
+        return _resolve(namespace)
     except ValueError as exc:  # ConfigError, EnvError, no termination function
         raise ArgumentError(str(exc)) from None
 

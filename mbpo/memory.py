@@ -10,17 +10,24 @@ refuses them with one line naming the setting and the bytes; an allocation that 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from mbpo.config import TrainConfig
 from mbpo.transition import Layout
+
+if TYPE_CHECKING:
+    import torch
 
 FLOAT32_BYTES, INDEX_BYTES = 4, 8
 
 
 class NotEnoughMemory(MemoryError):
     """The settings need more memory than the machine has available."""
+
+
+def buffer_bytes(cfg: TrainConfig, obs_dim: int, act_dim: int) -> int:
+    """Bytes of the run's replay buffers at full capacity (the model buffer's too, for MBPO)."""
+    return sum(size for _, size in demands(cfg, obs_dim, act_dim)[0])
 
 
 def demands(cfg: TrainConfig, obs_dim: int, act_dim: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
@@ -128,10 +135,12 @@ def _cgroup_room(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Pat
     return min(rooms) if rooms else None
 
 
-def available(device: torch.device) -> tuple[int, str] | None:
+def available(device: "torch.device") -> tuple[int, str] | None:
     """(bytes, where the number comes from) of memory a run on `device` can still allocate, or None
     where it cannot be told."""
     if device.type == "cuda":
+        import torch
+
         free, _ = torch.cuda.mem_get_info(device)
         return free, f"free on {device}"
     if device.type != "cpu":
@@ -154,7 +163,7 @@ def human(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check(cfg: TrainConfig, obs_dim: int, act_dim: int, device: torch.device) -> None:
+def check(cfg: TrainConfig, obs_dim: int, act_dim: int, device: "torch.device") -> None:
     """`NotEnoughMemory` naming the largest allocation when the buffers and the largest batch
     need more than `device` has available; nothing where availability cannot be told."""
     buffers, batches = demands(cfg, obs_dim, act_dim)
@@ -173,6 +182,8 @@ def check(cfg: TrainConfig, obs_dim: int, act_dim: int, device: torch.device) ->
 def is_allocation_failure(exc: BaseException) -> bool:
     """Whether `exc` is a failed allocation: Python's `MemoryError`, torch's out-of-memory error,
     or the `RuntimeError` torch's CPU allocator raises ("can't allocate memory")."""
+    import torch
+
     if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
         return True
     return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are made: the plan sizes rows without it
+    import torch
 
 
 class Transitions(NamedTuple):
@@ -78,6 +79,8 @@ class Layout:
 
     def random_rows(self, n: int, generator: torch.Generator, device: torch.device | None = None) -> torch.Tensor:
         """`n` standard-normal rows with no terminal state: batches for benchmarks and tests."""
+        import torch
+
         rows = torch.randn(n, self.row_dim, generator=generator, device=device)
         rows[:, self.terminated] = 0.0
         return rows
@@ -88,11 +91,15 @@ class Layout:
     ) -> torch.Tensor:
         """Rows from a batch of fields (reward and terminated `N`; terminated boolean or float);
         the sizes come with the fields, so any layout's rows are joined the same way."""
+        import torch
+
         return torch.cat((obs, action, reward.unsqueeze(1), next_obs, terminated.unsqueeze(1).to(obs.dtype)), dim=1)
 
 
 def model_targets(batch: Transitions) -> torch.Tensor:
     """What the model learns to predict: `[reward | next_obs - obs]` (`N x (1 + obs_dim)`)."""
+    import torch
+
     return torch.cat((batch.reward.unsqueeze(1), batch.next_obs - batch.obs), dim=1)
 
 

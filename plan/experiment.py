@@ -16,9 +16,10 @@ import importlib.util
 import math
 import re
 from pathlib import Path, PurePosixPath
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mbpo.flags import option_args
 from plan import identity
 from plan.identity import PAPER_VARIANT, VariantError, rollout_length, rollout_variant, trainer, updates_per_step
 
@@ -31,16 +32,27 @@ class ExperimentError(ValueError):
 
 @dataclass(frozen=True)
 class Run:
+    """A planned run: its identity, and, once `runs` planned it, its `python -m mbpo train`
+    arguments (without `--out`), the config they resolve to and its env's observation and action
+    sizes, so nothing downstream parses them again."""
+
     env: str
     algo: str
     variant: str
     device: str
     seed: int
     output: str = DEFAULT_OUTPUT
+    args: tuple[str, ...] = field(default=(), compare=False)
+    config: Any = field(default=None, compare=False, repr=False)  # mbpo.config.TrainConfig
+    sizes: tuple[int, int] = field(default=(0, 0), compare=False)
 
     @property
     def path(self) -> str:
         return identity.run_dir(self.output, self.env, self.algo, self.variant, self.device, self.seed)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int]:
+        return (self.env, self.algo, self.variant, self.device, self.seed)
 
 
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
@@ -137,16 +149,7 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
 def planned_configs(config: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
     """Every planned run's identity (env, algo, variant, device, seed) -> its resolved config
     (`mbpo.config.TrainConfig.to_dict`), as `python -m mbpo train` will resolve it."""
-    from mbpo.cli import ArgumentError, config_from_args
-
-    out = {}
-    for run in runs(config):
-        try:
-            cfg = config_from_args(train_args(config, run.env, run.algo, run.variant, run.device, run.seed))
-        except ArgumentError as exc:
-            raise ExperimentError(f"{identity.name((run.env, run.algo, run.variant, run.device, run.seed))}: {exc}")
-        out[(run.env, run.algo, run.variant, run.device, run.seed)] = cfg.to_dict()
-    return out
+    return {run.key: run.config.to_dict() for run in runs(config)}
 
 
 def check_finite(value: Any, where: str = "") -> None:
@@ -293,30 +296,36 @@ def runs(config: dict[str, Any]) -> list[Run]:
     output = config.get("output", DEFAULT_OUTPUT)
     if ".." in PurePosixPath(output).parts:
         raise ExperimentError(f"output: {output!r} leaves the working directory ('..' is not allowed)")
-    planned = [
-        Run(env, algo, variant, device, seed, output)
-        for env in config["envs"]
-        for algo in config["algorithms"]
-        if env in algorithm_envs(config, algo)
-        for variant in variants(config, algo)
-        for device in devices
-        for seed in env_seeds(config, env)
-    ]
-    checked: set[tuple] = set()
-    for run in planned:
-        key = (run.env, run.algo, run.variant, run.device)
-        if key not in checked:  # seeds do not change what is valid
-            checked.add(key)
-            check_args(f"algorithms.{run.algo} ({run.env}, {run.variant})", train_args(config, *key, run.seed))
+    planned = []
+    for env in config["envs"]:
+        for algo in config["algorithms"]:
+            if env not in algorithm_envs(config, algo):
+                continue
+            for variant in variants(config, algo):
+                for device in devices:
+                    # resolved once per group: the seed changes nothing that is checked or sized
+                    where = f"algorithms.{algo} ({env}, {variant})"
+                    seeds = env_seeds(config, env)
+                    cfg, sizes = resolve_args(where, train_args(config, env, algo, variant, device, seeds[0]))
+                    for seed in seeds:
+                        args = tuple(train_args(config, env, algo, variant, device, seed))
+                        resolved = replace(cfg, run=replace(cfg.run, seed=seed))
+                        planned.append(Run(env, algo, variant, device, seed, output, args, resolved, sizes))
     return planned
 
 
-def check_args(where: str, args: list[str]) -> None:
-    """Resolve a run's arguments as `python -m mbpo train` would; ExperimentError naming `where`."""
-    from mbpo.cli import ArgumentError, config_from_args
+def lookup(planned: list[Run]) -> dict[tuple, Run]:
+    """The planned runs by identity (env, algo, variant, device, seed): how the rules find a run."""
+    return {run.key: run for run in planned}
+
+
+def resolve_args(where: str, args: list[str]) -> tuple[Any, tuple[int, int]]:
+    """A run's arguments resolved as `python -m mbpo train` would: (its TrainConfig, its env's
+    observation and action sizes); ExperimentError naming `where`."""
+    from mbpo.cli import ArgumentError, resolve_args as resolve
 
     try:
-        config_from_args(args)
+        return resolve(args)
     except ArgumentError as exc:
         raise ExperimentError(f"{where}: {exc}") from None
 
@@ -334,10 +343,6 @@ IDENTITY_FLAGS = {
     "sac": {**_SHARED_FLAGS, "updates_per_step": "is the variant: set the algorithm's own updates_per_step"},
     "sb3_sac": {**_SHARED_FLAGS, "updates_per_step": "is the variant: set the algorithm's own updates_per_step"},
 }
-
-
-def _cli_value(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def paper_total_steps(algo: str, env: str, preset: str) -> int:
@@ -384,9 +389,4 @@ def train_args(config: dict[str, Any], env: str, algo: str, variant: str, device
             if key in IDENTITY_FLAGS[trainer(algo)]:
                 raise ExperimentError(f"{where}: {key} {IDENTITY_FLAGS[trainer(algo)][key]}")
     options = {key: value for extra in sources.values() for key, value in extra.items()}
-    for key, value in options.items():
-        if isinstance(value, bool):
-            args.append("--" + ("" if value else "no-") + key.replace("_", "-"))
-        else:
-            args += ["--" + key.replace("_", "-"), _cli_value(value)]
-    return args
+    return args + option_args(options)

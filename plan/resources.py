@@ -26,7 +26,6 @@ Partition and account are the cluster's business: the user's flags or own profil
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -36,7 +35,6 @@ MARGIN = 2.0  # the costs come from a 2-core VM shared with other runs; cluster 
 STARTUP_MINUTES = 5  # interpreter and imports, evaluations and checkpoints (outside the measured cost)
 OVERHEAD_MB = 1500  # Python, torch, MuJoCo, networks and optimisers: a paper Hopper MBPO run's RSS was
 # 2.0 GB at 10k env steps with its 648 MB model buffer preallocated; Pendulum runs peak under 280 MB
-FLOAT32_BYTES = 4
 MAX_RUNTIME_MINUTES = 24 * 60  # a job's time limit at most (many partitions' limit); a run needing
 # longer checkpoints when SLURM signals the limit and the retry resumes it (profiles/slurm `retries`)
 
@@ -179,45 +177,19 @@ def runtime_minutes(cfg: TrainConfig) -> int:
     return min(minutes, MAX_RUNTIME_MINUTES)
 
 
-@functools.cache
-def row_bytes(env: str, truncate_obs: bool) -> int:
-    """Bytes of one replay row: obs, action, reward, next obs, done (float32)."""
-    from mbpo.envs import make_env
+def memory_mb(cfg: TrainConfig, sizes: tuple[int, int]) -> int:
+    """Twice the replay buffers' bytes (`mbpo.memory`, their one owner) plus the interpreter's."""
+    from mbpo.memory import buffer_bytes
 
-    env_ = make_env(env, truncate_obs)
-    try:
-        obs, act = env_.observation_space.shape[0], env_.action_space.shape[0]
-    finally:
-        env_.close()
-    return (2 * obs + act + 2) * FLOAT32_BYTES
+    return math.ceil(OVERHEAD_MB + 2 * buffer_bytes(cfg, *sizes) / 2**20)
 
 
-def buffer_bytes(cfg: TrainConfig) -> int:
-    """Both replay buffers at full capacity."""
-    rows = min(cfg.sac.buffer_size, cfg.run.total_steps)
-    if cfg.run.algo == "mbpo":
-        rows += cfg.mbpo.model_buffer_size()
-    return rows * row_bytes(cfg.run.env, cfg.run.truncate_obs)
-
-
-def memory_mb(cfg: TrainConfig) -> int:
-    return math.ceil(OVERHEAD_MB + 2 * buffer_bytes(cfg) / 2**20)
-
-
-def run_resources(cfg: TrainConfig) -> Resources:
-    """What the run described by `cfg` (a resolved `python -m mbpo train` config) asks for."""
+def run_resources(cfg: TrainConfig, sizes: tuple[int, int]) -> Resources:
+    """What the run described by `cfg` (a resolved `python -m mbpo train` config) on an env of
+    observation and action sizes `sizes` asks for (a planned run carries both: `plan.experiment.Run`)."""
     return Resources(
         runtime=runtime_minutes(cfg),
-        mem_mb=memory_mb(cfg),
+        mem_mb=memory_mb(cfg, sizes),
         threads=1,
         gpu=int(cfg.run.device == "cuda"),
     )
-
-
-@functools.cache
-def resources_of_args(args: tuple[str, ...]) -> Resources:
-    """`run_resources` of a run given as its `python -m mbpo train` arguments (cached: Snakemake
-    asks once per resource)."""
-    from mbpo.cli import config_from_args
-
-    return run_resources(config_from_args(list(args)))

@@ -12,14 +12,18 @@ from plan.resources import (
     DEFAULT_COSTS,
     Cost,
     cost_of,
-    resources_of_args,
-    run_resources,
+    run_resources as resources_of,
 )
-from mbpo.cli import config_from_args
+from mbpo.cli import resolve_args
 
 
 def cfg(*args: str):
-    return config_from_args(list(args))
+    """A resolved config and its env's sizes, as the plan holds them for each run."""
+    return resolve_args(list(args))
+
+
+def run_resources(resolved):
+    return resources_of(*resolved)
 
 
 def test_a_cost_integrates_its_growth_and_scales_with_the_update_ratio():
@@ -55,13 +59,13 @@ def test_memory_is_both_buffers_twice_plus_the_overhead():
     assert run_resources(sac).mem_mb == math.ceil(resources.OVERHEAD_MB + 2 * 20_000 * 36 / 2**20)
     # Hopper at the paper's settings: 11 + 3 -> 108-byte rows; model buffer 400 x 1000 x 15 x 1
     hopper = cfg("--algo", "mbpo", "--env", "Hopper-v5", "--preset", "paper")
-    rows = 125_000 + hopper.mbpo.model_buffer_size()
-    assert hopper.mbpo.model_buffer_size() == 100_000 * 4 * 15
+    rows = 125_000 + hopper[0].mbpo.model_buffer_size()
+    assert hopper[0].mbpo.model_buffer_size() == 100_000 * 4 * 15
     assert run_resources(hopper).mem_mb == math.ceil(resources.OVERHEAD_MB + 2 * rows * 108 / 2**20)
 
 
 def test_threads_and_gpu():
-    short = resources_of_args(("--algo", "sac", "--env", "Pendulum-v1", "--total-steps", "1000"))
+    short = run_resources(cfg("--algo", "sac", "--env", "Pendulum-v1", "--total-steps", "1000"))
     assert (short.threads, short.gpu) == (1, 0)
-    cuda = resources_of_args(("--algo", "mbpo", "--env", "Hopper-v5", "--preset", "paper", "--device", "cuda"))
+    cuda = run_resources(cfg("--algo", "mbpo", "--env", "Hopper-v5", "--preset", "paper", "--device", "cuda"))
     assert (cuda.threads, cuda.gpu) == (1, 1)

@@ -4,8 +4,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
 from plan import identity
-from plan.experiment import DEFAULT_OUTPUT, ExperimentError, runs, train_args
-from plan.resources import resources_of_args
+from plan.experiment import DEFAULT_OUTPUT, ExperimentError, lookup, runs
+from plan.resources import run_resources
 
 
 # tables, figures and the paper's figures take seconds: on a cluster they run where snakemake runs
@@ -24,6 +24,7 @@ try:
 except ExperimentError as exc:
     raise WorkflowError(f"invalid config: {exc}")
 
+RUN_BY_KEY = lookup(RUNS)  # the plan, built once: rules look their run up by its wildcards
 DEVICES = sorted({run.device for run in RUNS})
 
 
@@ -59,18 +60,28 @@ def python(wildcards):
     return sys.executable
 
 
+def planned_run(wildcards):
+    return RUN_BY_KEY[(wildcards.env, wildcards.algo, wildcards.variant, wildcards.device, int(wildcards.seed))]
+
+
 def train_arguments(wildcards):
-    return train_args(config, wildcards.env, wildcards.algo, wildcards.variant, wildcards.device, int(wildcards.seed))
+    return list(planned_run(wildcards).args)
 
 
 def run_folder(wildcards):
-    return identity.run_dir(OUT, **wildcards)
+    return planned_run(wildcards).path
+
+
+_RESOURCES = {}
 
 
 def train_resources(wildcards):
     """What a run asks a cluster for (plan/resources.py: runtime from its budget and a measured
-    cost per env step, memory from its buffers, one GPU for CUDA runs)."""
-    return resources_of_args(tuple(train_arguments(wildcards)))
+    cost per env step, memory from its buffers, one GPU for CUDA runs), once per run."""
+    run = planned_run(wildcards)
+    if run.key not in _RESOURCES:
+        _RESOURCES[run.key] = run_resources(run.config, run.sizes)
+    return _RESOURCES[run.key]
 
 
 def train_runtime(wildcards):
