@@ -54,6 +54,11 @@ PAPER_RETURNS: dict[str, dict[str, float]] = {
 }
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # the table's default steps, as fractions of each budget
 COMPARED = ("mbpo", "sac")
+# The original MBPO's published curve per env, read by eye off Janner et al. 2019, Figure 2 (-v2
+# envs; approximate): drawn as a reference line with its source, never as data
+ORIGINAL_CURVES: dict[str, tuple[str, list[tuple[int, float]]]] = {
+    "Hopper": ("Janner et al. 2019, Fig. 2, read by eye", [(25_000, 620.0), (50_000, 1700.0), (125_000, 3300.0)]),
+}
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_asymptote": _PALETTE[1]}
 
@@ -145,7 +150,8 @@ def returns_table(
 
 
 def markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> str:
-    """The table as Markdown: one cell per fraction, `IQM (low, high) [runs]`."""
+    """The table as Markdown: one cell per fraction, `IQM (low, high) [runs]`, or `mean (min-max)
+    [runs]` for 3 runs or fewer (what the IQM and its bootstrap interval then are)."""
     header = ["env", "algorithm", "budget", *(f"{f:g} x budget" for f in fractions), "paper, full budget"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
@@ -155,9 +161,10 @@ def markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> s
             if f"{key}_iqm" not in row or pd.isna(row.get(f"{key}_iqm")):
                 cells.append("")
             else:
-                cells.append(
-                    f"{row[f'{key}_iqm']:.0f} ({row[f'{key}_ci_low']:.0f}, {row[f'{key}_ci_high']:.0f}) [{row[f'{key}_runs']:.0f}]"
-                )
+                center, low, high, runs = (row[f"{key}_{k}"] for k in ("iqm", "ci_low", "ci_high", "runs"))
+                # with 3 runs or fewer the IQM is their mean and the bootstrap interval their range
+                spread = f"{low:.0f}-{high:.0f}" if runs <= 3 else f"{low:.0f}, {high:.0f}"
+                cells.append(f"{center:.0f} ({spread}) [{runs:.0f}]")
         paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
         if paper and row.paper_budget != row.budget:  # a run of another length: say where the paper's value is
             paper += f" at {row.paper_budget:.0f}"
@@ -216,7 +223,7 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
     cols = min(len(envs), 4)
     rows = math.ceil(len(envs) / cols)
     # one or two panels get the width of a readable single figure (the title on one line)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 7.0), max(3.4 * rows, 4.2)), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 7.0), max(4.6 * rows, 5.4)), squeeze=False)
     for ax, env in zip(axes.ravel(), envs):
         grid = np.linspace(0, budget[env], points + 1)
         for algo in COMPARED:
@@ -225,14 +232,24 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
                 n = len(runs.groupby(["device", "seed"]))
                 what = rollout_label(variant) if variant == PAPER_VARIANT else variant
                 style = ("-", ":", "-.")[i % 3]
+                # with 3 runs or fewer the IQM is their mean and the 95% bootstrap band their range
+                drawn = "mean, band: min-max" if n <= 3 else "IQM, band: 95% bootstrap CI"
                 ax.plot(
                     curve.env_step,
                     curve.iqm,
                     color=COLORS[algo],
                     linestyle=style,
-                    label=f"{label(algo)}, {what} ({n} runs)",
+                    label=f"{label(algo)}, {what} ({n} runs; {drawn})",
                 )
                 ax.fill_between(curve.env_step, curve.ci_low, curve.ci_high, color=COLORS[algo], alpha=0.2, linewidth=0)
+        original = ORIGINAL_CURVES.get(env_name(env))
+        if original is not None:
+            source, readings = original
+            shown = [(x, y) for x, y in readings if x <= budget[env]]
+            if shown:
+                xs, ys = zip(*shown)
+                ax.plot(xs, ys, color="0.35", linestyle="--", marker="o", markersize=3, linewidth=1,
+                        label=f"original MBPO ({source})")  # fmt: skip
         level = asymptote(scores, env)
         if math.isfinite(level):
             ax.axhline(
@@ -240,11 +257,12 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
             )
         ax.set_title(env)
         ax.set_xlabel("env steps")
-        ax.set_ylabel("evaluation return (IQM)")
-        ax.legend(fontsize=7, loc="best")
+        ax.set_ylabel("evaluation return")
+        # below the panel: a legend inside it covers curves
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     for ax in axes.ravel()[len(envs) :]:
         ax.set_visible(False)
-    fit_suptitle(fig, "MBPO vs SAC at the paper's settings (IQM, 95% bootstrap CI)")
+    fit_suptitle(fig, "MBPO vs SAC at the paper's settings")
     fig.tight_layout()
     return fig
 

@@ -43,7 +43,7 @@ def record(benchmark):
     return _record
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session")  # pytest's scope: one per test run
 def seed_module():
     """The seed tutorial's MBPO module, imported from ../shared/baseline (skips without it)."""
     if not (SEED_DIR / "seed_mbpo.py").is_file():

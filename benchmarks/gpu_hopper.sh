@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: Hopper-v5 at the paper's settings on CUDA for LIMIT seconds
+# One call on a GPU machine: Hopper-v5 at the paper's settings on CUDA for LIMIT seconds
 # (default 540), as many seeds side by side on the one GPU as SEEDS names (default 0 1 2), MBPO
 # and SAC (one update per step), with the validation config's options (10 evaluation episodes
 # every 250 env steps). A run that reaches its budget ends complete; the rest are stopped by

@@ -1,4 +1,4 @@
-# Sourced by the scripts that run on a lent GPU machine (README, "GPU"): installs gymnasium and
+# Sourced by the scripts that run on a GPU machine (docs/clusters.md): installs gymnasium and
 # MuJoCo from the wheels in .whl/ (that machine reaches no registry), makes $R (the folder whose
 # contents come back as a tarball) and records the software and the GPU in $R/env.txt.
 export PYTHONUNBUFFERED=1

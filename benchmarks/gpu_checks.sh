@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (see README, "GPU"): the CUDA tests, the cost of an MBPO env step
+# One call on a GPU machine (docs/clusters.md): the CUDA tests, the cost of an MBPO env step
 # at the paper's Hopper settings on CUDA, a real Hopper MBPO run on CUDA for its measured rate, and
 # the InvertedPendulum validation runs (MBPO on CUDA, SAC on the CPU), all bounded in time.
 # Needs gymnasium and MuJoCo as wheels in .whl/ (that machine has no registry); results land in
