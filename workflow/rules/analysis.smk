@@ -79,11 +79,6 @@ rule paper:
         "--bootstrap-samples {params.bootstrap} --fractions {params.fractions} > {log:q} 2>&1"
 
 
-def crosscheck_runs():
-    """The runs the SAC cross-check compares: this SAC's and SB3's, at one update per step."""
-    return [run.path for run in RUNS if (run.algo, run.variant) in (("sac", "utd1"), ("sb3_sac", "utd1"))]
-
-
 rule crosscheck:
     input:
         [f"{path}/metadata.json" for path in crosscheck_runs()],

@@ -36,6 +36,11 @@ def run_metadata():
     return [f"{run.path}/metadata.json" for run in RUNS]
 
 
+def crosscheck_runs():
+    """The runs the SAC cross-check compares: this SAC's and SB3's, at one update per step."""
+    return [run.path for run in RUNS if (run.algo, run.variant) in (("sac", "utd1"), ("sb3_sac", "utd1"))]
+
+
 def run_dirs():
     return [run.path for run in RUNS]
 
