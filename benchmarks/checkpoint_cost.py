@@ -38,6 +38,17 @@ def main() -> None:
     if args.folder is not None and not os.access(args.folder, os.W_OK | os.X_OK):
         parser.error(f"--folder {args.folder}: not writable")
     torch.set_num_threads(1)
+    import datetime as dt
+    import sys
+
+    from mbpo.record import cpu_info
+
+    cpu = cpu_info()
+    when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes")
+    print(
+        f"# {when}, {cpu['model']} ({os.cpu_count()} cores, {', '.join(cpu['simd'])}), torch {torch.__version__}, no GPU"
+    )
+    print(f"# python {' '.join(sys.argv)}; written to {'a temporary folder' if args.folder is None else args.folder}")
     cfg = build_config({"algo": "mbpo", "preset": "paper", "env": "Hopper-v5"})
     device = torch.device("cpu")
     with tempfile.TemporaryDirectory(dir=args.folder) as tmp:
