@@ -72,6 +72,23 @@ def run(command: str, where: Path) -> dict:
     }
 
 
+def keep_default_experiment(clone: Path, record: dict, command: str) -> None:
+    """The main job's summary table, kept as the record of the default experiment
+    (`results/default/`: the docs' table of it is rendered from there)."""
+    out = ROOT / "results" / "default"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("summary.csv", "summary.md"):
+        write_atomic(out / name, (clone / "results" / "tables" / name).read_text())
+    m = record["machine"]
+    write_atomic(
+        out / "README.md",
+        "# The default experiment (config/config.yaml)\n\n"
+        f"Made {record['date']} on a {m['cores']}-core {m['cpu']} ({', '.join(m['simd'])}), no GPU, by the README's "
+        f"main command from a fresh clone at {record['revision'][:12]} (`{record['recorded_by']}`): `{command}`. "
+        "`summary.{csv,md}` are its `results/tables/summary.*`; the docs' table is rendered from them.\n",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="benchmarks/fresh_clone.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["main", "tests"], help="time one command only")
@@ -94,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
             print(f"{parser.prog}: {name}: {command}", file=sys.stderr)
             record["commands"][name] = run(command, clone)
+            if name == "main" and record["commands"][name]["exit_status"] == 0:
+                keep_default_experiment(clone, record, command)
             print(f"{parser.prog}: {name}: {record['commands'][name]['minutes']} min, exit "
                   f"{record['commands'][name]['exit_status']}", file=sys.stderr)  # fmt: skip
     import torch
