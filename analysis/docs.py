@@ -26,6 +26,7 @@ import pandas as pd
 
 from mbpo.record import write_atomic
 from mbpo.usage import OneLineParser
+from plan.identity import label
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION = ROOT / "results" / "validation"
@@ -190,7 +191,7 @@ def default_summary() -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
-        name = f"{LABELS.get(r.algo, r.algo)} {r.variant}"
+        name = label(r.algo, r.variant)
         lines.append(
             f"| {name} | {r.seeds} | {_cell(r.return_iqm, r.return_ci_low, r.return_ci_high, r.seeds)} | "
             f"{r.auc_to_budget_iqm:.0f} | {r.steps_to_threshold:.0f} | {r.train_ms_per_env_step:.1f} |"
