@@ -160,7 +160,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 def figure(scores: pd.DataFrame, out: Path) -> None:
     envs = sorted(scores.env.unique())
-    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4.8), squeeze=False)
     palette = sns.color_palette("colorblind")
     for ax, env in zip(axes[0], envs):
         for color, (algo, variant) in zip(palette, (OURS, THEIRS)):
@@ -173,7 +173,7 @@ def figure(scores: pd.DataFrame, out: Path) -> None:
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation return")
-        ax.legend(loc="upper left", fontsize=8, frameon=True)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)  # off the curves
     fig.suptitle("SAC cross-check: this harness's SAC and Stable-Baselines3's, same settings (thin: one seed each)")
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
