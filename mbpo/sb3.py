@@ -42,7 +42,7 @@ from mbpo.envs import make_env
 from mbpo.progress import Progress
 from mbpo.record import RunWriter
 from mbpo.seeding import Generators
-from mbpo.train import TrainingDiverged, evaluate
+from mbpo.train import record_evaluation
 from mbpo.usage import UsageError
 
 SB3_VERSION = "2.9.2"  # the crosscheck extra's pin (pyproject.toml, constraints.txt)
@@ -117,17 +117,11 @@ class SB3Trainer:
 
     def evaluate(self) -> None:
         t = time.perf_counter()
-        results = evaluate(
-            lambda o: self.model.predict(o, deterministic=True)[0],
-            self.eval_env,
-            self.cfg.run.eval_episodes,
-            self.gens.eval_seed,
-        )
-        for ret, _ in results:
-            if not math.isfinite(ret):
-                raise TrainingDiverged(f"evaluation at env step {self.step} returned {ret}: training diverged")
-        self.writer.eval_rows((self.step, k, ret, length, self.wall()) for k, (ret, length) in enumerate(results))
-        self.last_eval = float(np.mean([r for r, _ in results]))
+        policy = lambda o: self.model.predict(o, deterministic=True)[0]  # noqa: E731
+        self.last_eval = record_evaluation(
+            policy, self.eval_env, self.cfg.run.eval_episodes, self.gens.eval_seed, self.step, self.writer,
+            self.wall,
+        )  # fmt: skip
         self.seconds["eval"] += time.perf_counter() - t
         self.progress.update(self.step, eval_return=f"{self.last_eval:.1f}")
 

@@ -55,6 +55,23 @@ def evaluate(
     return results
 
 
+def record_evaluation(
+    policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int, seed: int, step: int,
+    writer: RunWriter, wall: Callable[[], float],
+) -> float:  # fmt: skip
+    """Evaluate `policy` (`evaluate`), refuse a non-finite return (`TrainingDiverged`), write one
+    eval.csv row per episode at env step `step` with the clock reading `wall()` after the episodes;
+    returns the mean return.
+    Every trainer (this SAC and MBPO's, `mbpo.sb3`'s) evaluates through it."""
+    results = evaluate(policy, env, episodes, seed)
+    for ret, _ in results:
+        if not math.isfinite(ret):
+            raise TrainingDiverged(f"evaluation at env step {step} returned {ret}: training diverged")
+    now = wall()
+    writer.eval_rows((step, k, ret, length, now) for k, (ret, length) in enumerate(results))
+    return float(np.mean([r for r, _ in results]))
+
+
 class ModelPhase:
     """MBPO's model side: the ensemble, the model buffer, and one fit-then-rollout phase."""
 
@@ -186,18 +203,11 @@ class Trainer:
 
     def evaluate(self) -> None:
         with self.timer("eval"):
-            results = evaluate(
-                lambda o: self.agent.act(o, deterministic=True),
-                self.eval_env,
-                self.cfg.run.eval_episodes,
-                self.gens.eval_seed,
-            )
-            for ret, _ in results:
-                if not math.isfinite(ret):
-                    raise TrainingDiverged(f"evaluation at env step {self.step} returned {ret}: training diverged")
-            wall = self.wall()
-            self.writer.eval_rows((self.step, k, ret, length, wall) for k, (ret, length) in enumerate(results))
-            self.last_eval = float(np.mean([r for r, _ in results]))
+            policy = lambda o: self.agent.act(o, deterministic=True)  # noqa: E731
+            self.last_eval = record_evaluation(
+                policy, self.eval_env, self.cfg.run.eval_episodes, self.gens.eval_seed, self.step, self.writer,
+                self.wall,
+            )  # fmt: skip
         self.progress.update(self.step, eval_return=f"{self.last_eval:.1f}")
 
     def _reset_env(self) -> None:
