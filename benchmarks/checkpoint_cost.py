@@ -55,8 +55,9 @@ def main() -> None:
         out = Path(tmp)
         writer = RunWriter(out, streams(cfg))
         trainer = Trainer(cfg, device, make_generators(0, device), writer, Progress(1, "x", 1, quiet=True))
-        trainer.obs, _ = trainer.env.reset(seed=0)
-        model_buffer = trainer.model_phase.buffer
+        run = trainer.runs[0]
+        run.obs, _ = run.env.reset(seed=0)
+        model_buffer = trainer.model_phase.buffers[0]
         print(
             f"Hopper-v5, --preset paper: model buffer capacity {model_buffer.capacity:,} rows x "
             f"{model_buffer.row_dim} floats = {model_buffer.data.numel() * 4 / 1e6:.0f} MB"
@@ -64,7 +65,7 @@ def main() -> None:
         for step in (10_000, 50_000, 125_000):
             length = cfg.mbpo.rollout_length_at(step, cfg.sac.random_steps)
             rows = cfg.mbpo.model_buffer_retained(length)  # what a run at `step` holds live
-            trainer.real.size, trainer.real._filled, trainer.real._next = step, step, step % trainer.real.capacity
+            run.real.size, run.real._filled, run.real._next = step, step, step % run.real.capacity
             written = min(step * cfg.mbpo.rollout_batch_size // cfg.mbpo.model_train_freq, model_buffer.capacity)
             model_buffer.retain(rows)
             model_buffer.size, model_buffer._filled, model_buffer._next = rows, written, written % model_buffer.capacity

@@ -52,18 +52,19 @@ def env_step_seconds(env, agent, repeat: int) -> float:
     return timeit(step, repeat, 200)
 
 
-def epoch_seconds(model, rows: int, obs_dim: int, device, generator) -> float:
+def epoch_seconds(model, rows: int, obs_dim: int, device, generator, seeds: int = 1) -> float:
     """Seconds per epoch of one `model.fit` (a `GaussianEnsemble`, its epochs capped) on `rows`
-    random transitions (`rows x (obs_dim + act_dim)` inputs, `rows x (1 + obs_dim)` targets)."""
+    random transitions (`rows x (obs_dim + act_dim)` inputs, `rows x (1 + obs_dim)` targets), for
+    each of `seeds` seeds in lockstep (the model's own number of seeds)."""
     import torch
 
-    x = torch.randn(rows, model.in_dim, device=device, generator=generator)
-    y = torch.randn(rows, 1 + obs_dim, device=device, generator=generator) * 0.1
+    x = torch.randn(seeds, rows, model.in_dim, device=device, generator=generator)
+    y = torch.randn(seeds, rows, 1 + obs_dim, device=device, generator=generator) * 0.1
     sync(device)
     t = time.perf_counter()
-    report = model.fit(x, y, generator)
+    reports = model.fit(x, y, [generator] * seeds)
     sync(device)
-    return (time.perf_counter() - t) / report.epochs
+    return (time.perf_counter() - t) / max(r.epochs for r in reports)
 
 
 def require(parser: argparse.ArgumentParser, *checks: tuple[str, bool, str, object]) -> None:

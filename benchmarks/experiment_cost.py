@@ -1,7 +1,7 @@
 """Projected hours of every run of an experiment config on this device, from parts timed here.
 
     python benchmarks/experiment_cost.py [--configfile config/paper.yaml] [--device cpu]
-        [--threads 1] [--model-csv RUN/model.csv ...] [--check RUN ...]
+        [--threads 1] [--seeds-per-job 1] [--model-csv RUN/model.csv ...] [--check RUN ...]
 
 Each run of the config (the pipeline's own plan: `plan.experiment.runs`, resolved as
 `python -m mbpo train` resolves it) is projected phase by phase, at its own sizes (observation and
@@ -20,6 +20,11 @@ action dims, network widths, batch, rollouts per phase), integrated over its env
   lengths 1 and 2 with no branch ever ending (every row stored);
 - evaluation: `eval_episodes` episodes of the env's full length at step 0, every `eval_every`
   steps and at the end (an upper bound: episodes that fall early cost less).
+
+With `--seeds-per-job S` every part is timed for S seeds in lockstep (`python -m mbpo train
+--seeds`, the pipeline's `seeds_per_job`) and divided by S: the projection is per seed, and the
+total counts the jobs of up to S seeds each group makes. Env steps are timed alone (in lockstep
+the actions are batched, the env steps are not).
 
 Checkpoint writes (0.1% of a Hopper run) and start-up are left out. `--check RUN ...` projects
 finished runs the same way, each fit at the run's own epochs (its model.csv, so the check tests
@@ -129,11 +134,20 @@ def line_through(low: tuple[float, float], high: tuple[float, float]) -> tuple[f
     return intercept, slope
 
 
+def single_agent(dims: Dims, cfg: TrainConfig, device: torch.device, gen: torch.Generator):
+    """One seed's agent, for timing an env step with its action."""
+    from mbpo.sac import SAC
+
+    low, high = -np.ones(dims.act, np.float32), np.ones(dims.act, np.float32)
+    return SAC(dims.obs, low, high, cfg.sac, device, gen)
+
+
 class Timer:
     """Seconds of each part at one set of sizes, timed once and kept (runs share envs and sizes)."""
 
-    def __init__(self, device: torch.device, repeat: int, sizes: tuple[int, int], say) -> None:
-        self.device, self.repeat, self.sizes, self.say = device, repeat, sizes, say
+    def __init__(self, device: torch.device, repeat: int, sizes: tuple[int, int], say, seeds: int = 1) -> None:
+        """`seeds`: time each part for that many seeds in lockstep and keep the time per seed."""
+        self.device, self.repeat, self.sizes, self.say, self.seeds = device, repeat, sizes, say, seeds
         self.gen = torch.Generator(device=device).manual_seed(0)
         self.cache: dict[tuple, object] = {}
 
@@ -148,7 +162,7 @@ class Timer:
         from mbpo.sac import SAC
 
         low, high = -np.ones(dims.act, np.float32), np.ones(dims.act, np.float32)
-        return SAC(dims.obs, low, high, cfg.sac, self.device, self.gen)
+        return SAC(dims.obs, low, high, cfg.sac, self.device, [self.gen] * self.seeds)
 
     def _timed(self, fn, number: int, repeat: int | None = None) -> float:
         return timed(fn, self.device, repeat or self.repeat, number)
@@ -167,8 +181,10 @@ class Timer:
 
         def measure() -> float:
             agent = self._agent(dims, cfg)
-            batch = agent.layout.random_rows(cfg.sac.batch_size, self.gen, self.device)
-            return self._timed(lambda: agent.update(batch), 30)
+            batch = torch.stack(
+                [agent.layout.random_rows(cfg.sac.batch_size, self.gen, self.device) for _ in range(self.seeds)]
+            )
+            return self._timed(lambda: agent.update(batch), 30) / self.seeds
 
         return self._once(key, measure)
 
@@ -180,8 +196,8 @@ class Timer:
             from mbpo.envs import make_env
 
             env = make_env(dims.env, dims.truncate_obs)
-            try:
-                return env_step_seconds(env, self._agent(dims, cfg), self.repeat)
+            try:  # an action alone: in lockstep actions are batched, but the env steps are not
+                return env_step_seconds(env, single_agent(dims, cfg, self.device, self.gen), self.repeat)
             finally:
                 env.close()
 
@@ -206,9 +222,12 @@ class Timer:
             from mbpo.ensemble import GaussianEnsemble
 
             model_cfg = dataclasses.replace(mb, model_max_epochs=2, model_patience=1000)
-            model = GaussianEnsemble(dims.obs, dims.act, model_cfg, self.device, self.gen)
+            model = GaussianEnsemble(dims.obs, dims.act, model_cfg, self.device, [self.gen] * self.seeds)
             # the first: warm-up (slots, allocator)
-            seconds = [epoch_seconds(model, n, dims.obs, self.device, self.gen) for n in (1000, *self.sizes)]
+            seconds = [
+                epoch_seconds(model, n, dims.obs, self.device, self.gen, self.seeds) / self.seeds
+                for n in (1000, *self.sizes)
+            ]
             return line_through((self.sizes[0], seconds[1]), (self.sizes[1], seconds[2]))
 
         return self._once(key, measure)
@@ -243,7 +262,7 @@ class Timer:
             # the model buffer sized for the lengths timed (the run's may be far larger)
             short = dataclasses.replace(cfg, mbpo=dataclasses.replace(mb, rollout_length=(2,)))
             gens = Generators(self.gen, np.random.default_rng(0), 0, 0)
-            phase = ModelPhase(short, dims.obs, dims.act, self.device, gens)
+            phase = ModelPhase(short, dims.obs, dims.act, self.device, [gens] * self.seeds)
             ends = phase.terminated
             phase.terminated = lambda obs, act, next_obs: ends(obs, act, next_obs) & False
             real = ReplayBuffer(mb.rollout_batch_size, dims.obs, dims.act, self.device)
@@ -252,7 +271,9 @@ class Timer:
 
             def at(length: int) -> float:
                 phase.cfg = dataclasses.replace(short.mbpo, rollout_length=(length,))
-                return self._timed(lambda: phase.rollout(real, agent, 0, Discard()), 1, max(self.repeat - 1, 1))
+                reals, writers = [real] * self.seeds, [Discard()] * self.seeds
+                seconds = self._timed(lambda: phase.rollout(reals, agent, 0, writers), 1, max(self.repeat - 1, 1))
+                return seconds / self.seeds
 
             return line_through((1, at(1)), (2, at(2)))
 
@@ -388,6 +409,13 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds per timing (the median is kept)")
     parser.add_argument(
+        "--seeds-per-job",
+        type=int,
+        default=1,
+        help="seeds trained in lockstep per process: every part is timed for that many seeds and "
+        "projected per seed (default: 1, one process per run)",
+    )
+    parser.add_argument(
         "--check", type=Path, nargs="+", default=[], metavar="RUN", help="finished runs to compare against"
     )
     args = parser.parse_args()
@@ -402,6 +430,7 @@ def main() -> None:
             args.sizes,
         ),
         ("--repeat", args.repeat >= 1, ">= 1", args.repeat),
+        ("--seeds-per-job", 1 <= args.seeds_per_job <= 64, "in 1..64", args.seeds_per_job),
     )
     check_device(parser, args.device)
     if args.epochs is not None:
@@ -431,7 +460,13 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), {torch.get_num_threads()} thread(s), torch {torch.__version__}")
     print(f"model epochs per fit: {epochs[0]:.1f} for the first (from scratch), {epochs[1]:.1f} for the later ones")
-    timer = Timer(device, args.repeat, tuple(args.sizes), lambda line: print(line, file=sys.stderr, flush=True))
+    timer = Timer(
+        device,
+        args.repeat,
+        tuple(args.sizes),
+        lambda line: print(line, file=sys.stderr, flush=True),
+        args.seeds_per_job,
+    )
 
     if finished:
         print(
@@ -452,7 +487,8 @@ def main() -> None:
     shown = (
         os.path.relpath(args.configfile) if args.configfile.resolve().is_relative_to(Path.cwd()) else args.configfile
     )
-    print(f"\n{shown}: projected hours per run on this device, one run per {args.threads} thread(s):")
+    lockstep = f", {args.seeds_per_job} seeds per process in lockstep" if args.seeds_per_job > 1 else ""
+    print(f"\n{shown}: projected hours per run on this device, one run per {args.threads} thread(s){lockstep}:")
     header = f"{'env':<28} {'algo':<15} {'variant':<8} {'steps':>8} {'runs':>5} " + " ".join(f"{p:>7}" for p in PHASES)
     print(header + f" {'per run':>8} {'all runs':>9}")
     grand, count = 0.0, 0
@@ -465,7 +501,14 @@ def main() -> None:
         print(
             f"{env:<28} {algo:<15} {variant:<8} {cfg.run.total_steps:>8} {n:>5} {split} {hours(per_run):>8} {hours(per_run * n):>9}"
         )
-    print(f"all {count} runs: {grand / 3600:,.0f} hours of this device at {args.threads} thread(s) per run")
+    if args.seeds_per_job > 1:
+        jobs = sum(-(-n // args.seeds_per_job) for _, n in plan.values())
+        print(
+            f"all {count} runs in {jobs} jobs of up to {args.seeds_per_job} seeds: {grand / 3600:,.0f} hours of this "
+            f"device at {args.threads} thread(s) per job"
+        )
+    else:
+        print(f"all {count} runs: {grand / 3600:,.0f} hours of this device at {args.threads} thread(s) per run")
 
 
 if __name__ == "__main__":

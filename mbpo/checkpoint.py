@@ -140,7 +140,9 @@ class Checkpointer:
         header: dict[str, Any],
         resumed_from: dict[str, Any] | None = None,
         check: Callable[[], None] | None = None,
+        catch_sigterm: bool = True,
     ) -> None:
+        """`catch_sigterm=False`: a `CheckpointGroup` catches it for its members."""
         self.path = Path(out) / CHECKPOINT_FILE
         self.check = check  # the run folder's ownership check, before and at the commit of each save
         self.interval, self.header = interval, header
@@ -155,7 +157,7 @@ class Checkpointer:
             self.counts_known = counts is not None
             self.bytes = self.path.stat().st_size if self.path.exists() else 0
         self.terminate = False
-        self._previous = signal.signal(signal.SIGTERM, self._on_term)
+        self._previous = signal.signal(signal.SIGTERM, self._on_term) if catch_sigterm else None
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.terminate = True
@@ -175,7 +177,9 @@ class Checkpointer:
             raise Preempted(f"SIGTERM: checkpoint saved at env step {payload['trainer']['step']} in {self.path}")
 
     def close(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
     def summary(self) -> dict[str, Any]:
         """Saves and write seconds of the whole run, across resumes (the write time of the last
@@ -190,3 +194,38 @@ class Checkpointer:
         if not self.counts_known:
             out["saves_before_resume_unknown"] = True
         return out
+
+
+class CheckpointGroup:
+    """The checkpoints of seeds trained in lockstep: one `Checkpointer` per seed (each seed's
+    folder gets the checkpoint its run alone would write), saved together at the same env step.
+    SIGTERM is caught once for all: every seed's checkpoint is saved, then `Preempted`."""
+
+    def __init__(self, members: dict[int, Checkpointer]) -> None:
+        self.members = members  # by the seed's position in the trainer
+        self.interval = next(iter(members.values())).interval
+        self.last = time.monotonic()
+        self.terminate = False
+        self._previous = signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.terminate = True
+
+    def due(self) -> bool:
+        return self.terminate or (self.interval > 0 and time.monotonic() - self.last >= self.interval)
+
+    def save(self, payloads: dict[int, dict[str, Any]]) -> None:
+        """Save each seed's payload (by position; seeds that stopped have none)."""
+        for position, payload in payloads.items():
+            self.members[position].save(payload)
+        self.last = time.monotonic()
+        if self.terminate:
+            step = next(iter(payloads.values()))["trainer"]["step"] if payloads else "?"
+            raise Preempted(f"SIGTERM: every seed's checkpoint saved at env step {step}")
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+        for member in self.members.values():
+            member.close()

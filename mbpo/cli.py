@@ -22,7 +22,8 @@ from mbpo.flags import flag, show
 from mbpo.usage import EXIT_USAGE, ArgumentError
 from mbpo.usage import OneLineParser as _Parser
 
-NON_CONFIG_ARGS = ("command", "out", "overwrite", "skip_complete", "quiet", "checkpoint_interval")
+NON_CONFIG_ARGS = ("command", "out", "overwrite", "skip_complete", "quiet", "checkpoint_interval", "seeds")
+SEED_FIELD = "{seed}"  # in --out with --seeds: each seed's folder
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -46,6 +47,17 @@ def _optional_float(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"seed {repeated[0]} is listed twice")
+    return seeds
 
 
 def _out_folder(text: str) -> Path:
@@ -101,7 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
         "total_steps, random_steps and truncate_obs only; eval_every = epoch_length):\n\n" + paper_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--out", type=_out_folder, required=True, help="results folder of this run")
+    train.add_argument(
+        "--out",
+        type=_out_folder,
+        required=True,
+        help=f"results folder of this run; with --seeds a pattern holding {SEED_FIELD}, e.g. runs/seed{SEED_FIELD}",
+    )
+    train.add_argument(
+        "--seeds",
+        type=_seed_list,
+        metavar="S[,S...]",
+        help="train these seeds in lockstep in one process, one batched computation (instead of --seed): each "
+        "seed's folder holds exactly what its run alone writes, with the command that repeats it alone",
+    )
     train.add_argument(
         "--overwrite", action="store_true", help="discard a complete or interrupted run in --out and start over"
     )
@@ -147,7 +171,21 @@ def resolve_args(args: Sequence[str]) -> tuple[TrainConfig, tuple[int, int]]:
 
 def _resolve(namespace: argparse.Namespace) -> tuple[TrainConfig, tuple[int, int]]:
     """The config of parsed `train` arguments and its env's sizes (`check_env`), or ValueError."""
-    cfg = build_config({k: v for k, v in vars(namespace).items() if k not in NON_CONFIG_ARGS})
+    overrides = {k: v for k, v in vars(namespace).items() if k not in NON_CONFIG_ARGS}
+    seeds = getattr(namespace, "seeds", None)
+    if seeds is not None:
+        if "seed" in overrides:
+            raise ValueError("--seed and --seeds both given: use --seed N for one run, --seeds A,B,... for several")
+        if "{seed}" not in str(getattr(namespace, "out", "")) and str(getattr(namespace, "out", "-")) != "-":
+            raise ValueError(
+                f"--out must hold {SEED_FIELD} with --seeds (each seed has its own folder), got {namespace.out}"
+            )
+        if overrides.get("algo") == "sb3_sac":
+            raise ValueError("--seeds trains this harness's algorithms; sb3_sac trains one seed per process (--seed)")
+        for seed in seeds:  # each seed's config must be valid, not only the first's
+            build_config({**overrides, "seed": seed})
+        overrides["seed"] = seeds[0]
+    cfg = build_config(overrides)
     return cfg, check_env(cfg)
 
 

@@ -15,6 +15,12 @@ Training: a holdout split (`holdout_ratio`, at most `max_holdout`); a bootstrap 
 rest per member, drawn once per training and reshuffled every epoch; early stopping once no
 member has improved its holdout MSE by `model_min_improvement` (relative) for more than
 `model_patience` epochs (as MBPO's original code counts); each member's best weights restored; elites are the members with the lowest holdout MSE.
+
+Seeds in lockstep: one `GaussianEnsemble` holds the models of S independent runs (one generator
+each) as one `BatchedMLP` of S x E members, with log-variance bounds, input normaliser and elites
+per seed. A fit stops per seed: a seed whose early stopping has ended is frozen (its parameters,
+Adam moments and step counts do not change, and it draws nothing more) while the others train, and
+the fit ends when every seed's has. Tensors carry a leading seed axis (`S x N x ...`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from mbpo.config import MBPOConfig
-from mbpo.nets import Adam, BatchedMLP
+from mbpo.nets import Adam, BatchedMLP, padded
 from mbpo.transition import from_model_output
 
 BOUNDS_PENALTY = 0.01
@@ -47,160 +53,283 @@ class TrainingReport:
 
 class GaussianEnsemble:
     def __init__(
-        self, obs_dim: int, act_dim: int, cfg: MBPOConfig, device: torch.device, generator: torch.Generator
+        self,
+        obs_dim: int,
+        act_dim: int,
+        cfg: MBPOConfig,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator],
     ) -> None:
-        self.cfg, self.device = cfg, device
+        """`generator`: the run's, or one per seed (S of them), each drawing its seed's weights."""
+        gens = list(generator) if isinstance(generator, list) else [generator]
+        self.cfg, self.device, self.seeds = cfg, device, len(gens)
         self.in_dim, self.out_dim = obs_dim + act_dim, 1 + obs_dim
-        self.net = BatchedMLP(
-            cfg.ensemble_size, [self.in_dim, *cfg.model_hidden, 2 * self.out_dim], "swish", device, generator
-        )
-        # row 0: max log-variance, row 1: min log-variance (shared by the members)
-        self.bounds = torch.tensor([[INIT_MAX_LOGVAR] * self.out_dim, [INIT_MIN_LOGVAR] * self.out_dim], device=device)
+        s, e = self.seeds, cfg.ensemble_size
+        self.net = BatchedMLP(s * e, [self.in_dim, *cfg.model_hidden, 2 * self.out_dim], "swish", device, gens)
+        # per seed, row 0: max log-variance, row 1: min log-variance (shared by its members)
+        bounds = [[INIT_MAX_LOGVAR] * self.out_dim, [INIT_MIN_LOGVAR] * self.out_dim]
+        self.bounds = torch.tensor([bounds] * s, device=device)
         self.bounds_grad = torch.zeros_like(self.bounds)
+        self._groups = self.net.group_slices(s)
+        size = 2 * self.out_dim
+        self._bound_groups = [[slice(i * size, (i + 1) * size)] for i in range(s)]
         decay = list(zip(self.net.weight_slices(), cfg.model_weight_decay))
-        self.opt = Adam(self.net.params, self.net.grads, cfg.model_lr, weight_decay=decay)
-        self.bounds_opt = Adam(self.bounds, self.bounds_grad, cfg.model_lr)
-        self.input_mean = torch.zeros(self.in_dim, device=device)
-        self.input_std = torch.ones(self.in_dim, device=device)
-        self.elites = torch.arange(cfg.num_elites, device=device)
-        self.elite_net = self.net.subset(self.elites)
+        self.opt = Adam(self.net.params, self.net.grads, cfg.model_lr, weight_decay=decay, groups=self._groups)
+        self.bounds_opt = Adam(self.bounds.view(-1), self.bounds_grad.view(-1), cfg.model_lr, groups=self._bound_groups)
+        self.input_mean = torch.zeros(s, 1, self.in_dim, device=device)
+        self.input_std = torch.ones(s, 1, self.in_dim, device=device)
+        self.elites = torch.arange(cfg.num_elites, device=device).repeat(s, 1)
+        self.elite_net = self.net.subset(self._elite_members())
 
-    def state_dict(self) -> dict:
-        """Weights, log-variance bounds, optimisers, input normaliser and elites."""
+    def _elite_members(self) -> torch.Tensor:
+        """The elites' member indices in `net` (seed by seed)."""
+        offsets = torch.arange(self.seeds, device=self.device).view(-1, 1) * self.cfg.ensemble_size
+        return (self.elites + offsets).view(-1)
+
+    def state_dict(self, seed: int | None = None) -> dict:
+        """Weights, log-variance bounds, optimisers, input normaliser and elites: of the one
+        seed, or with `seed` of that seed alone, in the layout its run alone saves."""
+        if seed is None:
+            if self.seeds != 1:
+                raise ValueError(f"state_dict of {self.seeds} seeds: name the seed")
+            seed = 0
         return {
-            "params": self.net.params.clone(),
-            "bounds": self.bounds.clone(),
-            "opt": self.opt.state_dict(),
-            "bounds_opt": self.bounds_opt.state_dict(),
-            "input_mean": self.input_mean.clone(),
-            "input_std": self.input_std.clone(),
-            "elites": self.elites.clone(),
+            "params": self.net.group_params(self.net.params, seed, self.seeds),
+            "bounds": self.bounds[seed].clone(),
+            "opt": self.opt.state_dict(seed, self._groups[seed]),
+            "bounds_opt": self.bounds_opt.state_dict(seed, self._bound_groups[seed]),
+            "input_mean": self.input_mean[seed, 0].clone(),
+            "input_std": self.input_std[seed, 0].clone(),
+            "elites": self.elites[seed].clone(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        self.net.params.copy_(state["params"])
-        self.bounds.copy_(state["bounds"])
-        self.opt.load_state_dict(state["opt"])
-        self.bounds_opt.load_state_dict(state["bounds_opt"])
-        self.input_mean = state["input_mean"].to(self.device)
-        self.input_std = state["input_std"].to(self.device)
-        self.elites = state["elites"].to(self.device)
-        self.elite_net = self.net.subset(self.elites, into=self.elite_net)
+    def load_state_dict(self, state: dict, seed: int | None = None) -> None:
+        """Restore `state_dict`'s result (into seed `seed`'s part with `seed`)."""
+        seed = 0 if seed is None else seed
+        self.net.set_group_params(self.net.params, seed, self.seeds, state["params"])
+        self.bounds[seed].copy_(state["bounds"])
+        self.opt.load_state_dict(state["opt"], seed, self._groups[seed])
+        self.bounds_opt.load_state_dict(state["bounds_opt"], seed, self._bound_groups[seed])
+        self.input_mean[seed, 0].copy_(state["input_mean"])
+        self.input_std[seed, 0].copy_(state["input_std"])
+        self.elites[seed].copy_(state["elites"])
+        self.elite_net = self.net.subset(self._elite_members(), into=self.elite_net)
 
     # ---- prediction -------------------------------------------------------------------------
 
     def normalize(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Standardise `S x N x in` inputs with each seed's normaliser (`N x in` with one seed)."""
+        if inputs.dim() == 2:
+            return (inputs - self.input_mean[0]) / self.input_std[0]
         return (inputs - self.input_mean) / self.input_std
+
+    def _per_member(self, x: torch.Tensor, members: int) -> torch.Tensor:
+        """Each seed's inputs `S x B x in` for every one of its `members` -> `S*members x B x in`
+        (with one seed a view, as a batch shared by the members)."""
+        s, b, i = x.shape
+        return x.unsqueeze(1).expand(s, members, b, i).reshape(s * members, b, i)
 
     def predict(
         self, x: torch.Tensor, slot: str, net: BatchedMLP | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Standardised inputs (`E x B x in` or `B x in`) -> mean and log-variance (`E x B x out`),
-        plus the two sigmoids the backward pass needs."""
+        """Standardised inputs (`S*M x B x in`, M members per seed) -> mean and log-variance
+        (`S*M x B x out`), plus the two sigmoids the backward pass needs."""
         out = (net or self.net).forward(x, slot)
         mean, raw = out[..., : self.out_dim], out[..., self.out_dim :]
-        max_lv, min_lv = self.bounds[0], self.bounds[1]
+        s = self.seeds
+        raw = raw.view(s, -1, *raw.shape[1:])  # S x M x B x out: each seed's bounds
+        max_lv, min_lv = self.bounds[:, 0].view(s, 1, 1, -1), self.bounds[:, 1].view(s, 1, 1, -1)
         a = max_lv - raw
         upper = max_lv - F.softplus(a)
         b = upper - min_lv
         logvar = min_lv + F.softplus(b)
-        return mean, logvar, torch.sigmoid(a), torch.sigmoid(b)
+        flat = (-1, *out.shape[1:-1], self.out_dim)
+        return mean, logvar.view(flat), torch.sigmoid(a).view(flat), torch.sigmoid(b).view(flat)
 
     def sample_next(
-        self, obs: torch.Tensor, action: torch.Tensor, generator: torch.Generator
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        generator: torch.Generator | list[torch.Generator],
+        draw: list[bool] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One model step for M samples (`M x obs_dim`, `M x act_dim`), each through a random
-        elite: the rows are randomly permuted and split evenly among the elites (so M must be a
-        multiple of the number of elites), then every prediction's Gaussian is sampled.
-        Returns reward `M` and next observation `M x obs_dim`."""
-        m, k = obs.shape[0], self.elite_net.ensemble
-        x = self.normalize(torch.cat((obs, action), dim=1))
-        perm = torch.randperm(m, generator=generator, device=obs.device)
-        mean, logvar, _, _ = self.predict(x[perm].view(k, m // k, self.in_dim), "rollout", self.elite_net)
-        noise = torch.randn(mean.shape, generator=generator, device=obs.device)
-        delta = torch.empty(m, self.out_dim, device=obs.device)
-        delta.index_copy_(0, perm, torch.addcmul(mean, logvar.mul(0.5).exp_(), noise).view(m, self.out_dim))
-        return from_model_output(obs, delta)
+        """One model step for M samples per seed (`S x M x obs_dim`, `S x M x act_dim`; or
+        without the seed axis for one seed), each through a random elite of its seed: a seed's
+        rows are randomly permuted and split evenly among its elites (so M must be a multiple of
+        the number of elites), then every prediction's Gaussian is sampled, all from the seed's
+        generator. A seed not in `draw` draws nothing (its rollout is over; its rows are garbage).
+        Returns reward `S x M` and next observation `S x M x obs_dim`."""
+        if obs.dim() == 2:
+            reward, next_obs = self.sample_next(obs.unsqueeze(0), action.unsqueeze(0), generator, draw)
+            return reward[0], next_obs[0]
+        gens = generator if isinstance(generator, list) else [generator]
+        s, m = obs.shape[0], obs.shape[1]
+        k = self.cfg.num_elites
+        r = m // k  # rows per elite, computed padded to a multiple of LANES (see `mbpo.nets`)
+        x = self.normalize(torch.cat((obs, action), dim=2))
+        perms = [
+            torch.randperm(m, generator=g, device=obs.device) if draw is None or draw[i]
+            else torch.arange(m, device=obs.device)
+            for i, g in enumerate(gens)
+        ]  # fmt: skip
+        shuffled = torch.zeros(s * k, padded(r), self.in_dim, device=obs.device)
+        shuffled[:, :r] = torch.stack([x[i, p] for i, p in enumerate(perms)]).view(s * k, r, self.in_dim)
+        mean, logvar, _, _ = self.predict(shuffled, "rollout", self.elite_net)
+        noise = torch.zeros(mean.shape, device=obs.device)
+        per_seed = noise.view(s, k, padded(r), self.out_dim)
+        for i, g in enumerate(gens):
+            if draw is None or draw[i]:
+                per_seed[i, :, :r] = torch.randn((k, r, self.out_dim), generator=g, device=obs.device)
+        sampled = torch.addcmul(mean, logvar.mul(0.5).exp_(), noise)[:, :r].reshape(s, m, self.out_dim)
+        delta = torch.empty(s, m, self.out_dim, device=obs.device)
+        for i, p in enumerate(perms):
+            delta[i].index_copy_(0, p, sampled[i])
+        reward, next_obs = from_model_output(obs.reshape(s * m, -1), delta.view(s * m, self.out_dim))
+        return reward.view(s, m), next_obs.view(s, m, -1)
 
     # ---- training ---------------------------------------------------------------------------
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, slot: str = "train") -> torch.Tensor:
-        """One Adam step on standardised inputs `E x B x in` and targets `E x B x out`.
-        Returns the NLL summed over members (0-d tensor, without the bound and decay terms)."""
-        n = x.shape[1] * self.out_dim
+    def step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        slot: str = "train",
+        active: tuple[int, ...] | None = None,
+        rows: int | None = None,
+    ) -> torch.Tensor:
+        """One Adam step on standardised inputs `S*E x B x in` and targets `S*E x B x out`, for
+        every seed or the `active` ones; with `rows`, only the first `rows` of the B rows are data
+        (a last, partial minibatch padded to the full size: the rest add nothing to the loss or
+        its gradients). Returns each seed's NLL summed over its members (`S`, without the bound
+        and decay terms)."""
+        s = self.seeds
+        rows = x.shape[1] if rows is None else rows
+        n = rows * self.out_dim
         mean, logvar, sig_a, sig_b = self.predict(x, slot)
         inv_var = torch.exp(-logvar)
         err = mean - y
         weighted = err * err * inv_var
-        loss = (weighted + logvar).sum() / n
+        nll = weighted + logvar
+        loss = (nll if rows == x.shape[1] else nll[:, :rows]).reshape(s, -1).sum(dim=1) / n
         grad_mean = err.mul_(inv_var).mul_(2.0 / n)
         grad_logvar = weighted.neg_().add_(1.0).div_(n)
+        if rows < x.shape[1]:
+            grad_mean[:, rows:] = 0.0
+            grad_logvar[:, rows:] = 0.0
         grad_raw = grad_logvar * sig_a * sig_b
         # bounds: d logvar / d max = sig_b (1 - sig_a), d logvar / d min = 1 - sig_b
-        self.bounds_grad[0] = (grad_logvar * sig_b * (1.0 - sig_a)).sum(dim=(0, 1)) + BOUNDS_PENALTY
-        self.bounds_grad[1] = (grad_logvar * (1.0 - sig_b)).sum(dim=(0, 1)) - BOUNDS_PENALTY
+        per_seed = (s, -1, *grad_logvar.shape[1:])
+        self.bounds_grad[:, 0] = (grad_logvar * sig_b * (1.0 - sig_a)).view(per_seed).sum(dim=(1, 2)) + BOUNDS_PENALTY
+        self.bounds_grad[:, 1] = (grad_logvar * (1.0 - sig_b)).view(per_seed).sum(dim=(1, 2)) - BOUNDS_PENALTY
         self.net.backward(slot, torch.cat((grad_mean, grad_raw), dim=2))
-        self.opt.step()
-        self.bounds_opt.step()
+        self.opt.step(active)
+        self.bounds_opt.step(active)
         return loss
 
     @torch.no_grad()
     def holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of each member's mean on standardised inputs `B x in` -> `E`."""
-        mean, _, _, _ = self.predict(x, "holdout")
-        return (mean - y).square_().mean(dim=(1, 2))
+        """Mean squared error of each member's mean on standardised inputs `S x B x in` (targets
+        `S x B x out`) -> `S x E` (`B x in` -> `E` with one seed)."""
+        if x.dim() == 2:
+            return self.holdout_mse(x.unsqueeze(0), y.unsqueeze(0))[0]
+        e = self.cfg.ensemble_size
+        mean, _, _, _ = self.predict(self._per_member(x, e), "holdout")
+        return (mean.view(self.seeds, e, *mean.shape[1:]) - y.unsqueeze(1)).square_().mean(dim=(2, 3))
 
-    def fit(self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> TrainingReport:
-        """Fit (warm-started) to all real data: inputs `N x in`, targets `N x out`."""
-        cfg, e = self.cfg, self.cfg.ensemble_size
-        n_all = inputs.shape[0]
+    def fit(
+        self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | list[torch.Generator]
+    ) -> TrainingReport | list[TrainingReport]:
+        """Fit (warm-started) to all real data: inputs `S x N x in`, targets `S x N x out` (or
+        without the seed axis for one seed, which returns one report instead of one per seed).
+        Every seed holds the same number N of transitions (seeds in lockstep step together)."""
+        if inputs.dim() == 2:
+            return self.fit(inputs.unsqueeze(0), targets.unsqueeze(0), generator)[0]
+        gens = generator if isinstance(generator, list) else [generator]
+        cfg, e, s = self.cfg, self.cfg.ensemble_size, self.seeds
+        device = inputs.device
+        n_all = inputs.shape[1]
         n_hold = max(1, min(int(n_all * cfg.holdout_ratio), cfg.max_holdout))
         if n_all - n_hold < 1:
             raise ValueError(f"model training needs at least 2 transitions, got {n_all}")
-        perm = torch.randperm(n_all, generator=generator, device=inputs.device)
-        train_x, train_y = inputs[perm[n_hold:]], targets[perm[n_hold:]]
-        self.input_mean = train_x.mean(dim=0)
-        std = train_x.std(dim=0) if len(train_x) > 1 else torch.ones_like(self.input_mean)
-        self.input_std = torch.where(std < 1e-12, torch.ones_like(std), std)
-        train_x = self.normalize(train_x)
-        hold_x, hold_y = self.normalize(inputs[perm[:n_hold]]), targets[perm[:n_hold]]
-        n = train_x.shape[0]
-        bootstrap = torch.randint(n, (e, n), generator=generator, device=inputs.device)
+        train_x, train_y, hold_x, hold_y, bootstrap = [], [], [], [], []
+        n = n_all - n_hold
+        for i, g in enumerate(gens):  # each seed's split, normaliser and bootstrap, from its generator
+            perm = torch.randperm(n_all, generator=g, device=device)
+            tx, ty = inputs[i][perm[n_hold:]], targets[i][perm[n_hold:]]
+            self.input_mean[i, 0] = tx.mean(dim=0)
+            std = tx.std(dim=0) if len(tx) > 1 else torch.ones_like(self.input_mean[i, 0])
+            self.input_std[i, 0] = torch.where(std < 1e-12, torch.ones_like(std), std)
+            train_x.append(tx)
+            train_y.append(ty)
+            hold_x.append(inputs[i][perm[:n_hold]])
+            hold_y.append(targets[i][perm[:n_hold]])
+            bootstrap.append(torch.randint(n, (e, n), generator=g, device=device))
+        train_x, hold_x = self.normalize(torch.stack(train_x)), self.normalize(torch.stack(hold_x))
+        train_y, hold_y, bootstrap = torch.stack(train_y), torch.stack(hold_y), torch.stack(bootstrap)
+        seeds_axis = torch.arange(s, device=device).view(s, 1, 1)
+        size = cfg.model_batch_size
+        x_tail = torch.zeros(s * e, size, self.in_dim, device=device)
+        y_tail = torch.zeros(s * e, size, self.out_dim, device=device)
 
-        best = torch.full((e,), math.inf, device=inputs.device)
+        best = torch.full((s, e), math.inf, device=device)
         best_params = self.net.params.clone()
         best_w, best_b = self.net.views(best_params)
-        epochs, since_improved = 0, 0
-        while True:
-            order = torch.argsort(torch.rand(e, n, generator=generator, device=inputs.device), dim=1)
-            index = torch.gather(bootstrap, 1, order)
+        epochs, since_improved = [0] * s, [0] * s
+        train_loss = [math.nan] * s
+        active = tuple(range(s))
+        index = torch.empty(s, e, n, dtype=torch.long, device=device)
+        while active:
+            for i in active:
+                order = torch.argsort(torch.rand(e, n, generator=gens[i], device=device), dim=1)
+                torch.gather(bootstrap[i], 1, order, out=index[i])
             losses = []
-            for start in range(0, n, cfg.model_batch_size):
-                batch = index[:, start : start + cfg.model_batch_size]
-                slot = "train" if batch.shape[1] == cfg.model_batch_size else "train_tail"
-                losses.append(self.step(train_x[batch], train_y[batch], slot))
-            epochs += 1
+            for start in range(0, n, size):
+                batch = index[:, :, start : start + size]
+                if batch.shape[2] == size:
+                    x = train_x[seeds_axis, batch].view(s * e, size, self.in_dim)
+                    y = train_y[seeds_axis, batch].view(s * e, size, self.out_dim)
+                    losses.append(self.step(x, y, "train", active))
+                else:  # the last, partial minibatch, padded (see `step`) to the others' shape
+                    t = batch.shape[2]
+                    x_tail.zero_()
+                    y_tail.zero_()
+                    x_tail[:, :t] = train_x[seeds_axis, batch].view(s * e, t, self.in_dim)
+                    y_tail[:, :t] = train_y[seeds_axis, batch].view(s * e, t, self.out_dim)
+                    losses.append(self.step(x_tail, y_tail, "train", active, rows=t))
             holdout = self.holdout_mse(hold_x, hold_y)
             improved = torch.isinf(best) | ((best - holdout) / best > cfg.model_min_improvement)
-            if bool(improved.any()):
-                since_improved = 0
+            live = torch.zeros(s, 1, dtype=torch.bool, device=device)
+            live[list(active)] = True
+            improved &= live
+            any_improved = improved.any(dim=1).tolist()
+            if any(any_improved):
                 best = torch.where(improved, holdout, best)
-                keep = improved.view(e, 1, 1)
+                keep = improved.view(s * e, 1, 1)
                 for src, dst in zip(self.net.weights + self.net.biases, best_w + best_b):
                     dst.copy_(torch.where(keep, src, dst))
-            else:
-                since_improved += 1
-            if since_improved > cfg.model_patience or (cfg.model_max_epochs and epochs >= cfg.model_max_epochs):
-                break
+            still = []
+            for i in active:
+                epochs[i] += 1
+                since_improved[i] = 0 if any_improved[i] else since_improved[i] + 1
+                if since_improved[i] > cfg.model_patience or (
+                    cfg.model_max_epochs and epochs[i] >= cfg.model_max_epochs
+                ):
+                    train_loss[i] = float(torch.stack([loss[i] for loss in losses]).mean())
+                else:
+                    still.append(i)
+            active = tuple(still)
         self.net.params.copy_(best_params)
         holdout = self.holdout_mse(hold_x, hold_y)
-        self.elites = torch.argsort(holdout)[: cfg.num_elites]
-        self.elite_net = self.net.subset(self.elites, into=self.elite_net)
-        return TrainingReport(
-            epochs=epochs,
-            train_size=n,
-            holdout_size=n_hold,
-            holdout_mse=holdout.tolist(),
-            elites=sorted(self.elites.tolist()),
-            train_loss=float(torch.stack(losses).mean()),
-        )
+        self.elites = torch.argsort(holdout, dim=1)[:, : cfg.num_elites]
+        self.elite_net = self.net.subset(self._elite_members(), into=self.elite_net)
+        return [
+            TrainingReport(
+                epochs=epochs[i],
+                train_size=n,
+                holdout_size=n_hold,
+                holdout_mse=holdout[i].tolist(),
+                elites=sorted(self.elites[i].tolist()),
+                train_loss=train_loss[i],
+            )
+            for i in range(s)
+        ]

@@ -163,18 +163,20 @@ def human(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check(cfg: TrainConfig, obs_dim: int, act_dim: int, device: "torch.device") -> None:
+def check(cfg: TrainConfig, obs_dim: int, act_dim: int, device: "torch.device", seeds: int = 1) -> None:
     """`NotEnoughMemory` naming the largest allocation when the buffers and the largest batch
-    need more than `device` has available; nothing where availability cannot be told."""
+    (of `seeds` seeds in lockstep: each has its own) need more than `device` has available;
+    nothing where availability cannot be told."""
     buffers, batches = demands(cfg, obs_dim, act_dim)
-    needed = sum(b for _, b in buffers) + max(b for _, b in batches)
+    needed = seeds * (sum(b for _, b in buffers) + max(b for _, b in batches))
     room = available(device)
     if room is None or needed <= room[0]:
         return
     name, largest = max([*buffers, *batches], key=lambda item: item[1])
     raise NotEnoughMemory(
         f"not enough memory for these settings: {name} needs {largest} bytes ({human(largest)}), "
-        f"and the buffers with the largest batch at least {needed} bytes ({human(needed)}), "
+        f"and the buffers with the largest batch{f' of {seeds} seeds' if seeds > 1 else ''} at least {needed} bytes "
+        f"({human(needed)}), "
         f"more than the {room[0]} bytes ({human(room[0])}) available ({room[1]})"
     )
 

@@ -17,6 +17,12 @@ written in place in between (a caller reusing its input buffer, say), backward r
 `SlotOverwrittenError` instead of computing a wrong gradient (torch's version counters).
 
 Shapes: E networks, batch B. Inputs are `E x B x in_dim`, or `B x in_dim` shared by all members.
+
+Seeds in lockstep (`mbpo.lockstep`) stack G independent runs' networks as G *groups* of
+consecutive members: member `g * E/G + i` is member i of run g. Each group is initialised from
+its run's generator and drawn exactly as that run alone draws, `group_params` reads a group's
+parameters in the one-run layout (a checkpoint of one run), and `Adam` keeps a step count per
+group, so a group can be frozen (`step(active=...)`) while the others train.
 """
 
 from __future__ import annotations
@@ -26,6 +32,18 @@ import math
 import torch
 
 ACTIVATIONS = ("relu", "swish")
+
+
+# CPU elementwise kernels run over a contiguous tensor in chunks of two SIMD vectors (up to 2 x 16
+# floats) and finish a remainder element by element, which can round differently (another tanh,
+# an FMA or not). A seed's block of a batched tensor is computed exactly as its run alone computes
+# it when the block is a whole number of chunks: callers pad per-seed rows to `LANES` (`padded`).
+LANES = 32
+
+
+def padded(rows: int) -> int:
+    """`rows` rounded up to a multiple of `LANES`."""
+    return -(-rows // LANES) * LANES
 
 
 class SlotOverwrittenError(RuntimeError):
@@ -72,14 +90,22 @@ class BatchedMLP:
         sizes: list[int],
         activation: str,
         device: torch.device,
-        generator: torch.Generator,
+        generator: torch.Generator | list[torch.Generator],
     ) -> None:
+        """`generator`: one, or one per group (G of them, G dividing `ensemble`): group g's
+        members are drawn from generator g, in the order one run of E/G members draws them."""
+        gens = generator if isinstance(generator, list) else [generator]
+        if not gens or ensemble % len(gens):
+            raise ValueError(f"{len(gens)} generators cannot split {ensemble} members into equal groups")
         self._allocate(ensemble, sizes, activation, device)
-        for w, b, fan_in in zip(self.weights, self.biases, self.sizes[:-1]):
-            # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
-            bound = 1.0 / math.sqrt(fan_in)
-            w.uniform_(-bound, bound, generator=generator)
-            b.uniform_(-bound, bound, generator=generator)
+        per = ensemble // len(gens)
+        for g, gen in enumerate(gens):
+            members = slice(g * per, (g + 1) * per)
+            for w, b, fan_in in zip(self.weights, self.biases, self.sizes[:-1]):
+                # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
+                bound = 1.0 / math.sqrt(fan_in)
+                w[members].uniform_(-bound, bound, generator=gen)
+                b[members].uniform_(-bound, bound, generator=gen)
 
     def _allocate(self, ensemble: int, sizes: list[int], activation: str, device: torch.device) -> None:
         if activation not in ACTIVATIONS:
@@ -100,6 +126,38 @@ class BatchedMLP:
             slices.append(slice(offset, offset + self.ensemble * i * o))
             offset += self.ensemble * (i * o + o)
         return slices
+
+    def group_slices(self, groups: int) -> list[list[slice]]:
+        """Where each of `groups` equal groups of members lies in the flat parameter tensor: per
+        group, one slice per layer's weights and one per its biases (in the flat order)."""
+        if groups < 1 or self.ensemble % groups:
+            raise ValueError(f"{groups} groups do not split {self.ensemble} members equally")
+        per, offset = self.ensemble // groups, 0
+        out: list[list[slice]] = [[] for _ in range(groups)]
+        for i, o in zip(self.sizes[:-1], self.sizes[1:]):
+            for size in (i * o, o):  # the layer's weights, then its biases
+                for g in range(groups):
+                    start = offset + g * per * size
+                    out[g].append(slice(start, start + per * size))
+                offset += self.ensemble * size
+        return out
+
+    def group_params(self, flat: torch.Tensor, group: int, groups: int) -> torch.Tensor:
+        """Group `group`'s part of `flat` (laid out like `params`) as the flat tensor of a network
+        of its members alone (a copy)."""
+        return torch.cat([flat[part] for part in self.group_slices(groups)[group]])
+
+    def set_group_params(self, flat: torch.Tensor, group: int, groups: int, values: torch.Tensor) -> None:
+        """Write a network's flat tensor `values` (the layout `group_params` returns) into group
+        `group`'s part of `flat`."""
+        parts = self.group_slices(groups)[group]
+        if values.shape != (sum(p.stop - p.start for p in parts),):
+            raise ValueError(f"{tuple(values.shape)} values do not fit a group of {self.ensemble // groups} members")
+        offset = 0
+        for part in parts:
+            n = part.stop - part.start
+            flat[part].copy_(values[offset : offset + n])
+            offset += n
 
     def views(self, flat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-layer weight (`E x in x out`) and bias (`E x 1 x out`) views of a flat tensor laid
@@ -216,6 +274,12 @@ class Adam:
     parameters. `weight_decay` optionally maps slices of the flat tensor to L2 coefficients
     (`grad += decay * param`, torch.optim.Adam's `weight_decay`), applied inside the same kernel;
     slices not named get none.
+
+    `groups` (default: one group, the whole tensor) partitions the tensor into the parameters of
+    independent runs (`BatchedMLP.group_slices`); each group has its own step count, and
+    `step(active=...)` updates only the groups named, leaving the others' parameters, moments and
+    step counts untouched. The kernel is elementwise, so a group's numbers do not depend on the
+    other groups.
     """
 
     def __init__(
@@ -226,20 +290,33 @@ class Adam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: list[tuple[slice, float]] | None = None,
+        groups: list[list[slice]] | None = None,
     ) -> None:
         self.params, self.grads, self.lr, self.betas, self.eps = params, grads, lr, betas, eps
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
-        # the step count lives in a tensor, as the fused kernel reads it there (no host sync on CUDA)
-        self._step = torch.zeros((), dtype=torch.float32, device=params.device)
-        self._groups = [
-            (
-                decay,
-                [[t[p] for p in parts] for t in (params, grads, self.exp_avg, self.exp_avg_sq)],
-                [self._step] * len(parts),
-            )
-            for decay, parts in self._group_slices(params.numel(), weight_decay or [])
-        ]
+        groups = groups if groups is not None else [[slice(0, params.numel())]]
+        # step counts live in tensors, as the fused kernel reads them there (no host sync on CUDA)
+        self._steps = torch.zeros(len(groups), dtype=torch.float32, device=params.device)
+        decays = self._group_slices(params.numel(), weight_decay or [])
+        # per group: {decay: [slice, ...]}, the group's slices cut where the decay changes
+        self._parts: list[dict[float, list[slice]]] = []
+        for group in groups:
+            by_decay: dict[float, list[slice]] = {}
+            for part in group:
+                for decay, covering in decays:
+                    for c in covering:
+                        lo, hi = max(part.start, c.start), min(part.stop, c.stop)
+                        if lo < hi:
+                            by_decay.setdefault(decay, []).append(slice(lo, hi))
+            self._parts.append(by_decay)
+        self._step_views = [self._steps[g] for g in range(len(groups))]
+        self._all = tuple(range(len(groups)))
+        self._kernels: dict[tuple[int, ...], list] = {}
+
+    @property
+    def groups(self) -> int:
+        return len(self._parts)
 
     @staticmethod
     def _group_slices(total: int, decays: list[tuple[slice, float]]) -> list[tuple[float, list[slice]]]:
@@ -255,20 +332,66 @@ class Adam:
             by_decay.setdefault(0.0, []).append(slice(cursor, total))
         return list(by_decay.items())
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(), "step": self._step.clone()}
+    def _kernel_args(self, active: tuple[int, ...]) -> list:
+        """Per decay, the views and step tensors of the `active` groups (built once per set)."""
+        args = self._kernels.get(active)
+        if args is None:
+            lists: dict[float, tuple[list, list, list, list, list]] = {}
+            for g in active:
+                for decay, parts in self._parts[g].items():
+                    views = lists.setdefault(decay, ([], [], [], [], []))
+                    for part in parts:
+                        for dst, t in zip(views, (self.params, self.grads, self.exp_avg, self.exp_avg_sq)):
+                            dst.append(t[part])
+                        views[4].append(self._step_views[g])
+            args = self._kernels[active] = list(lists.items())
+        return args
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def state_dict(self, group: int | None = None, slices: list[slice] | None = None) -> dict[str, torch.Tensor]:
+        """The moments and step count; of one group only with `group` (its `slices`, in the
+        layout of a one-group optimiser: what that run alone saves)."""
+        if group is None:
+            step = self._steps[0] if self.groups == 1 else self._steps
+            return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(), "step": step.clone()}
+        parts = slices if slices is not None else [slice(0, self.params.numel())]
+        return {
+            "exp_avg": torch.cat([self.exp_avg[p] for p in parts]),
+            "exp_avg_sq": torch.cat([self.exp_avg_sq[p] for p in parts]),
+            "step": self._steps[group].clone(),
+        }
+
+    def load_state_dict(
+        self, state: dict[str, torch.Tensor], group: int | None = None, slices: list[slice] | None = None
+    ) -> None:
+        """Restore `state_dict`'s result (one group's, into `group`'s `slices`, with `group`)."""
         # copied into the existing tensors: the kernel's views point at them
-        self.exp_avg.copy_(state["exp_avg"])
-        self.exp_avg_sq.copy_(state["exp_avg_sq"])
-        self._step.copy_(state["step"])
+        if group is None:
+            self.exp_avg.copy_(state["exp_avg"])
+            self.exp_avg_sq.copy_(state["exp_avg_sq"])
+            self._steps.copy_(state["step"])
+            return
+        parts = slices if slices is not None else [slice(0, self.params.numel())]
+        for name in ("exp_avg", "exp_avg_sq"):
+            mine, values, offset = getattr(self, name), state[name], 0
+            if values.shape != (sum(p.stop - p.start for p in parts),):
+                raise ValueError(f"{name} of {tuple(values.shape)} does not fit this optimiser's group")
+            for part in parts:
+                mine[part].copy_(values[offset : offset + part.stop - part.start])
+                offset += part.stop - part.start
+        self._steps[group].copy_(state["step"])
 
-    def step(self) -> None:
-        """One Adam step from the current contents of `grads`."""
-        self._step += 1
+    def step(self, active: tuple[int, ...] | None = None) -> None:
+        """One Adam step from the current contents of `grads`, for every group or the `active` ones."""
+        active = self._all if active is None else active
+        if not active:
+            return
+        if active == self._all:
+            self._steps += 1
+        else:
+            for g in active:
+                self._step_views[g] += 1
         beta1, beta2 = self.betas
-        for decay, (params, grads, exp_avg, exp_avg_sq), steps in self._groups:
+        for decay, (params, grads, exp_avg, exp_avg_sq, steps) in self._kernel_args(active):
             torch._fused_adam_(
                 params,
                 grads,

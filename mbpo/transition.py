@@ -67,14 +67,14 @@ class Layout:
         return slice(0, self.reward)
 
     def split(self, rows: torch.Tensor) -> Transitions:
-        """Named views of `N x row_dim` rows (no copies)."""
+        """Named views of `N x row_dim` rows, or of `S x N x row_dim` (one batch per seed), no copies."""
         return Transitions(
-            rows[:, self.obs],
-            rows[:, self.action],
-            rows[:, self.reward],
-            rows[:, self.next_obs],
-            rows[:, self.terminated],
-            rows[:, self.obs_action],
+            rows[..., self.obs],
+            rows[..., self.action],
+            rows[..., self.reward],
+            rows[..., self.next_obs],
+            rows[..., self.terminated],
+            rows[..., self.obs_action],
         )
 
     def random_rows(self, n: int, generator: torch.Generator, device: torch.device | None = None) -> torch.Tensor:

@@ -73,7 +73,30 @@ def wrong_logprob() -> None:
     )
 
 
+def seed_1_diverges() -> None:
+    """Seed 1's evaluations after its first return NaN, as when its training has diverged (the
+    other seeds' are untouched): for seeds in lockstep, which must stop that seed alone."""
+    import torch
+
+    from mbpo.seeding import make_generators
+
+    target = make_generators(1, torch.device("cpu")).eval_seed  # the run re-seeds everything after this
+    real, calls = train.evaluate_seeds, {"n": 0}
+
+    def evaluate_seeds(policy, envs, episodes, seeds):  # noqa: ANN001, ANN202
+        results = real(policy, envs, episodes, seeds)
+        for i, seed in enumerate(seeds):
+            if seed == target:
+                calls["n"] += 1
+                if calls["n"] > 1:
+                    results[i] = [(float("nan"), length) for _, length in results[i]]
+        return results
+
+    train.evaluate_seeds = evaluate_seeds
+
+
 FAULTS: dict[str, Callable[[], None]] = {
+    "seed_1_diverges": seed_1_diverges,
     "model_off": model_off,
     "no_model_data": no_model_data,
     "broken_discount": broken_discount,

@@ -141,7 +141,7 @@ class EnsembleReference:
     def __init__(self, model) -> None:
         self.model, cfg = model, model.cfg
         self.params = model.net.params.clone()
-        self.bounds = model.bounds.clone().requires_grad_(True)
+        self.bounds = model.bounds[0].clone().requires_grad_(True)
         decay = dict(zip(((s.start, s.stop) for s in model.net.weight_slices()), cfg.model_weight_decay))
         self.parts, groups, cursor = [], [], 0
         for start, stop in sorted(decay):  # weight slices (decayed) and the bias gaps between them

@@ -12,6 +12,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOCK_COLUMNS = {"wall_seconds", "seconds"}  # clock readings: the only columns allowed to differ
 RUN_FILES = ("eval.csv", "train.csv", "model.csv", "rollouts.csv")
 
+# a short MBPO run on Hopper with every part of the state in play: a fitted ensemble with elites,
+# a model buffer, rollouts with a growing length, policy updates on mixed batches, episodes
+# that end by termination (so resets happen between checkpoints); no seed given
+HOPPER_SHORT = [
+    *("--algo", "mbpo", "--preset", "paper", "--env", "Hopper-v5"),
+    *("--total-steps", "1400", "--random-steps", "300", "--model-train-freq", "100"),
+    *("--rollout-batch-size", "500", "--updates-per-step", "2", "--eval-every", "350", "--eval-episodes", "2"),
+    *("--rollout-length", "1,4,1,4", "--epoch-length", "200"),
+    *("--model-hidden", "48,48", "--model-weight-decay", "0,0,0", "--model-max-epochs", "4"),
+    *("--actor-hidden", "48,48", "--critic-hidden", "48,48", "--log-every", "100", "--quiet"),
+]
+
 
 def snakemake_command(workdir: Path, config: Path | None, *args: str) -> list[str]:
     """This project's workflow run in `workdir` (as `--directory`), with `config` replacing the default."""

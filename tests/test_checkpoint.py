@@ -17,50 +17,7 @@ from runfiles import assert_same_run, checkpoint_step, wait_for_checkpoint_past
 
 pytest.importorskip("mujoco", reason="MuJoCo envs need gymnasium[mujoco]")
 
-# a short MBPO run on Hopper with every part of the state in play: a fitted ensemble with elites,
-# a model buffer, rollouts with a growing length, policy updates on mixed batches, episodes
-# that end by termination (so resets happen between checkpoints)
-HOPPER = [
-    "--algo",
-    "mbpo",
-    "--preset",
-    "paper",
-    "--env",
-    "Hopper-v5",
-    "--seed",
-    "3",
-    "--total-steps",
-    "1400",
-    "--random-steps",
-    "300",
-    "--model-train-freq",
-    "100",
-    "--rollout-batch-size",
-    "500",
-    "--updates-per-step",
-    "2",
-    "--eval-every",
-    "350",
-    "--eval-episodes",
-    "2",
-    "--rollout-length",
-    "1,4,1,4",
-    "--epoch-length",
-    "200",
-    "--model-hidden",
-    "48,48",
-    "--model-weight-decay",
-    "0,0,0",
-    "--model-max-epochs",
-    "4",
-    "--actor-hidden",
-    "48,48",
-    "--critic-hidden",
-    "48,48",
-    "--log-every",
-    "100",
-    "--quiet",
-]
+HOPPER = [*runfiles.HOPPER_SHORT, "--seed", "3"]
 
 
 def start(out: Path, *extra: str) -> subprocess.Popen:

@@ -51,13 +51,13 @@ def test_step_gradients_match_autograd():
     gen = torch.Generator().manual_seed(3)
     x, y = torch.randn(4, 8, OBS + ACT, generator=gen), torch.randn(4, 8, 1 + OBS, generator=gen)
     flat = model.net.params.clone().requires_grad_(True)
-    bounds = model.bounds.clone().requires_grad_(True)
+    bounds = model.bounds[0].clone().requires_grad_(True)
     model.step(x, y)
 
     loss = reference.ensemble_loss(model, flat, bounds, x, y)
     g_flat, g_bounds = torch.autograd.grad(loss, (flat, bounds))
     torch.testing.assert_close(model.net.grads, g_flat, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(model.bounds_grad, g_bounds, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model.bounds_grad[0], g_bounds, atol=1e-5, rtol=1e-4)
 
 
 def test_weight_decay_is_per_layer_l2_on_weights_only():
@@ -86,7 +86,7 @@ def test_consecutive_steps_follow_the_autograd_reference():
         model.step(x, y)
         ref.step(x, y)
         torch.testing.assert_close(model.net.params, ref.flat, atol=1e-5, rtol=1e-4, msg=lambda m: f"step {step}: {m}")
-        torch.testing.assert_close(model.bounds, ref.bounds.detach(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(model.bounds[0], ref.bounds.detach(), atol=1e-5, rtol=1e-4)
 
 
 def test_learns_a_linear_system_and_its_loss_falls():
@@ -106,12 +106,13 @@ def test_learns_a_linear_system_and_its_loss_falls():
 
 
 def scripted_holdout(model: GaussianEnsemble, losses: list[list[float]], snapshots: list[torch.Tensor]):
-    """Make holdout_mse return scripted per-member losses and remember the params it saw."""
+    """Make holdout_mse return scripted per-member losses (of the one seed: `1 x E`) and
+    remember the params it saw."""
     calls = iter(losses)
 
     def holdout_mse(x, y):
         snapshots.append(model.net.params.clone())
-        return torch.tensor(next(calls))
+        return torch.tensor([next(calls)])
 
     model.holdout_mse = holdout_mse
 
@@ -139,7 +140,7 @@ def test_early_stopping_restores_each_members_best_weights_and_picks_elites():
                 assert torch.equal(a[member], b[member]), (member, epoch)
     assert report.elites == [1, 2]
     x_norm = model.normalize(x[:5])
-    torch.testing.assert_close(model.elite_net.forward(x_norm, "e"), model.net.forward(x_norm, "a")[model.elites])
+    torch.testing.assert_close(model.elite_net.forward(x_norm, "e"), model.net.forward(x_norm, "a")[model.elites[0]])
 
 
 def test_model_max_epochs_caps_training():

@@ -73,7 +73,7 @@ def test_update_gradients_match_autograd(learn_alpha):
     ref = reference.SACReference(agent)
     target0, log_alpha0 = ref.target.clone(), agent.log_alpha.clone()
     noise = torch.Generator()
-    noise.set_state(agent.generator.get_state())
+    noise.set_state(agent.generators[0].get_state())
 
     agent.update(batch)
     # the update draws one noise matrix for its single actor pass: next states, then states
@@ -97,7 +97,7 @@ def test_consecutive_updates_follow_the_autograd_reference():
     agent = make_agent(gamma=0.95)
     ref = reference.SACReference(agent)
     noise = torch.Generator()
-    noise.set_state(agent.generator.get_state())
+    noise.set_state(agent.generators[0].get_state())
     batches = torch.Generator().manual_seed(7)
     for step in range(10):
         batch = make_batch(batches)

@@ -86,7 +86,8 @@ def test_termination_matches_on_policy_transitions(env_id, truncate_obs, tmp_pat
     trainer = Trainer(cfg, device, make_generators(0, device), writer, Progress(700, "t", 700, quiet=True))
     trainer.run()
     writer.close()
-    rows = trainer.real.layout.split(trainer.real.data[: trainer.real.size])
+    real = trainer.runs[0].real
+    rows = real.layout.split(real.data[: real.size])
     ours = termination_fn(env_id)(rows.obs, rows.action, rows.next_obs)
     stored = rows.terminated.bool()
     assert torch.equal(ours, stored), f"{int((ours != stored).sum())} disagreements"
