@@ -172,11 +172,49 @@ def paper_cost() -> str:
     return "\n".join(lines)
 
 
-def checkpoint_cost() -> str:
-    path = ROOT / "results" / "costs" / "checkpoint_cost.txt"
+def _verbatim(name: str, command: str) -> str:
+    """A benchmark record as it was printed (its header names the machine and the command)."""
+    path = ROOT / "results" / "costs" / name
     if not path.is_file():
-        return f"No checkpoint-cost record yet: `python benchmarks/checkpoint_cost.py > {_rel(path)}` writes one."
+        return f"No record yet: `{command} > {_rel(path)}` writes one."
     return "```\n" + path.read_text().rstrip() + "\n```\n\nRecord: `" + _rel(path) + "`."
+
+
+def checkpoint_cost() -> str:
+    return _verbatim("checkpoint_cost.txt", "python benchmarks/checkpoint_cost.py")
+
+
+def lockstep_pipeline() -> str:
+    return _verbatim("lockstep_pipeline_cpu.txt", "python benchmarks/lockstep_pipeline.py")
+
+
+def lockstep_phases() -> str:
+    return _verbatim("lockstep_cpu.txt", "python benchmarks/lockstep.py")
+
+
+def _lockstep_ratio(text: str) -> tuple[str, float, float, float] | None:
+    """(machine, one-per-run minutes, lockstep minutes, ratio) of the default experiment's
+    lockstep record, None where it holds none."""
+    machine = re.search(r"^# [^,]+, (.+? \(\d+ cores)", text, re.M)
+    alone = re.search(r"^config\.yaml.*?one process per run:\s+([\d.]+) min", text, re.M | re.S)
+    together = re.search(r"^config\.yaml.*?seeds per job \(lockstep\):\s+([\d.]+) min", text, re.M | re.S)
+    if not (machine and alone and together):
+        return None
+    a, b = float(alone[1]), float(together[1])
+    return machine[1], a, b, b / a
+
+
+def lockstep_headline() -> str:
+    path = ROOT / "results" / "costs" / "lockstep_pipeline_cpu.txt"
+    found = _lockstep_ratio(path.read_text()) if path.is_file() else None
+    if found is None:
+        return "Seeds in lockstep are not measured yet (`python benchmarks/lockstep_pipeline.py`)."
+    machine, alone, together, ratio = found
+    return (
+        f"With each group's seeds trained in lockstep (one process, one batched computation) the default "
+        f"experiment took {together:.1f} min instead of {alone:.1f} min with one process per run "
+        f"({ratio:.0%} of the wall-clock; {machine}); record `{_rel(path)}`."
+    )
 
 
 def default_summary() -> str:
@@ -287,6 +325,9 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "crosscheck": crosscheck,
     "paper-cost": paper_cost,
     "checkpoint-cost": checkpoint_cost,
+    "lockstep-pipeline": lockstep_pipeline,
+    "lockstep-phases": lockstep_phases,
+    "lockstep-headline": lockstep_headline,
     "default-summary": default_summary,
     "config-parameters": config_parameters,
     "quickstart": quickstart,

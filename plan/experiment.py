@@ -314,6 +314,88 @@ def runs(config: dict[str, Any]) -> list[Run]:
     return planned
 
 
+@dataclass(frozen=True)
+class Job:
+    """What one `python -m mbpo train` process trains: one run, or several seeds of one group
+    (env, algo, variant, device) in lockstep (`--seeds`), each into its own run folder."""
+
+    runs: tuple[Run, ...]
+
+    @property
+    def run(self) -> Run:
+        return self.runs[0]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(run.seed for run in self.runs)
+
+    @property
+    def lockstep(self) -> bool:
+        return len(self.runs) > 1
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        r = self.run
+        return (r.env, r.algo, r.variant, r.device, identity.job_seeds(self.seeds))
+
+    @property
+    def record(self) -> str:
+        """The job's completion marker: its runs' metadata.json alone, a record of them in lockstep."""
+        r = self.run
+        if not self.lockstep:
+            return f"{r.path}/metadata.json"
+        return identity.job_path(identity.JOB_RECORD, r.output, r.env, r.algo, r.variant, r.device, self.seeds)
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The `python -m mbpo train` arguments (without `--out`): `--seeds` in lockstep."""
+        if not self.lockstep:
+            return self.run.args
+        args = list(self.run.args)
+        at = args.index("--seed")
+        args[at : at + 2] = ["--seeds", ",".join(map(str, self.seeds))]
+        return tuple(args)
+
+    @property
+    def out(self) -> str:
+        """`--out`: the run's folder, or in lockstep the pattern of its seeds' folders."""
+        r = self.run
+        return (
+            r.path
+            if not self.lockstep
+            else identity.RUN_DIR.format(
+                output=r.output, env=r.env, algo=r.algo, variant=r.variant, device=r.device, seed="{seed}"
+            )
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_defaults() -> dict[str, Any]:
+    schema = load_yaml(Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml")
+    return {key: spec.get("default") for key, spec in schema["properties"].items()}
+
+
+def seeds_per_job(config: dict[str, Any], device: str) -> int:
+    """How many seeds of a group one job trains on `device` (the config's `seeds_per_job`)."""
+    per_device = {**_schema_defaults()["seeds_per_job"], **config.get("seeds_per_job", {})}
+    return int(per_device[device])
+
+
+def jobs(config: dict[str, Any], planned: list[Run]) -> list[Job]:
+    """The planned runs as jobs: each group's seeds, in the config's order, in chunks of
+    `seeds_per_job` for its device (sb3_sac's one seed per process). Adding seeds adds jobs for
+    them; a job whose seeds are complete finds nothing to train (`--skip-complete`)."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in planned:
+        groups.setdefault(run.key[:4], []).append(run)
+    out = []
+    for (env, algo, variant, device), members in groups.items():
+        size = 1 if trainer(algo) == "sb3_sac" else seeds_per_job(config, device)
+        for start in range(0, len(members), size):
+            out.append(Job(tuple(members[start : start + size])))
+    return out
+
+
 def lookup(planned: list[Run]) -> dict[tuple, Run]:
     """The planned runs by identity (env, algo, variant, device, seed): how the rules find a run."""
     return {run.key: run for run in planned}

@@ -51,6 +51,14 @@ RUN_DIR = "{output}/runs/" + _RUN
 LOG = "{output}/logs/train/" + _RUN + ".log"
 BENCHMARK = "{output}/benchmarks/" + _RUN + ".tsv"
 
+# a job that trains several seeds of a group in lockstep: its completion record lists its runs
+# (the runs' own folders are as above: each seed's is what its run alone writes)
+_JOB = "{env}/{algo}/{variant}/{device}/seeds{seeds}"
+JOB_RECORD = "{output}/jobs/" + _JOB + ".json"
+JOB_LOG = "{output}/logs/train/" + _JOB + ".log"
+JOB_BENCHMARK = "{output}/benchmarks/" + _JOB + ".tsv"
+JOB_PATTERNS = {**{f: PATTERNS[f] for f in FIELDS[:4]}, "seeds": r"\d+(-\d+)+"}
+
 PAPER_SCHEDULE = "paper"  # a rollout length meaning "the preset's own (per-environment) schedule"
 PAPER_VARIANT = "h" + PAPER_SCHEDULE
 
@@ -61,6 +69,21 @@ class VariantError(ValueError):
 
 def run_dir(output: str, env: str, algo: str, variant: str, device: str, seed: int) -> str:
     return RUN_DIR.format(output=output, env=env, algo=algo, variant=variant, device=device, seed=seed)
+
+
+def job_seeds(seeds: tuple[int, ...] | list[int]) -> str:
+    """`0-1-2`: the `seeds` field of a job's paths."""
+    return "-".join(map(str, seeds))
+
+
+def job_path(template: str, output: str, env: str, algo: str, variant: str, device: str, seeds) -> str:
+    """A job's record, log or benchmark file (`JOB_RECORD`, `JOB_LOG`, `JOB_BENCHMARK`)."""
+    return template.format(output=output, env=env, algo=algo, variant=variant, device=device, seeds=job_seeds(seeds))
+
+
+def job_wildcards(template: str, output: str) -> str:
+    """A job template with `output` filled in and its other fields left as Snakemake wildcards."""
+    return template.format(output=output, **{f: "{" + f + "}" for f in (*FIELDS[:4], "seeds")})
 
 
 def name(ident: tuple | dict) -> str:

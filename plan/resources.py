@@ -194,3 +194,17 @@ def run_resources(cfg: TrainConfig, sizes: tuple[int, int]) -> Resources:
         threads=1,
         gpu=int(cfg.run.device == "cuda"),
     )
+
+
+def job_resources(cfg: TrainConfig, sizes: tuple[int, int], seeds: int) -> Resources:
+    """What a job training `seeds` seeds of `cfg` in lockstep asks for: each seed's buffers, and
+    the runtime of the seeds one after another (an upper bound: lockstep costs at most that, and
+    on the paper's sizes on a CPU core about that; see docs/performance.md)."""
+    one = run_resources(cfg, sizes)
+    training = one.runtime - STARTUP_MINUTES
+    return Resources(
+        runtime=min(STARTUP_MINUTES + seeds * training, MAX_RUNTIME_MINUTES),
+        mem_mb=math.ceil(OVERHEAD_MB + seeds * (one.mem_mb - OVERHEAD_MB)),
+        threads=one.threads,
+        gpu=one.gpu,
+    )

@@ -271,3 +271,43 @@ def test_the_schema_check_refuses_what_no_run_could_use(change, message):
         {**CONFIG, "analysis": {"budget": 10, "threshold": 0.0, "grid": 5}},
         ROOT / "workflow" / "schemas" / "config.schema.yaml",
     )
+
+
+def test_jobs_train_each_groups_seeds_in_lockstep_chunks_per_device():
+    config = {**CONFIG, "seeds": [0, 3, 5, 7, 9], "seeds_per_job": {"cpu": 2}}
+    planned = runs(config)
+    jobs = experiment.jobs(config, planned)
+    assert sorted(r.key for job in jobs for r in job.runs) == sorted(r.key for r in planned)  # each run once
+    mbpo = [job for job in jobs if job.run.algo == "mbpo" and job.run.variant == "h1"]
+    assert [job.seeds for job in mbpo] == [(0, 3), (5, 7), (9,)]
+    first, last = mbpo[0], mbpo[-1]
+    assert first.lockstep and not last.lockstep
+    assert "--seeds" in first.args and first.args[first.args.index("--seeds") + 1] == "0,3"
+    assert "--seed" not in first.args and last.args == last.run.args
+    assert first.out.endswith("/mbpo/h1/cpu/seed{seed}") and last.out == last.run.path
+    assert first.record == "results/jobs/Pendulum-v1/mbpo/h1/cpu/seeds0-3.json"
+    assert last.record == f"{last.run.path}/metadata.json"
+    # the command of each seed alone is what the job's arguments give that seed
+    for seed in first.seeds:
+        alone = list(first.args)
+        at = alone.index("--seeds")
+        alone[at : at + 2] = ["--seed", str(seed)]
+        assert tuple(alone) == next(r.args for r in first.runs if r.seed == seed)
+
+
+def test_seeds_per_job_defaults_from_the_schema_and_sb3_is_always_alone():
+    defaults = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    per_device = defaults["properties"]["seeds_per_job"]["default"]
+    assert experiment.seeds_per_job(CONFIG, "cpu") == per_device["cpu"]
+    assert experiment.seeds_per_job({"seeds_per_job": {"cpu": 3}}, "cuda") == per_device["cuda"]
+    config = {**CONFIG, "algorithms": {"sb3_sac": {"total_steps": 900}}, "seeds_per_job": {"cpu": 5}}
+    assert all(not job.lockstep for job in experiment.jobs(config, runs(config)))
+
+
+def test_adding_seeds_adds_jobs_and_keeps_the_complete_seeds_planned_alike():
+    before = {**CONFIG, "seeds_per_job": {"cpu": 2}}
+    after = {**before, "seeds": [0, 3, 4]}
+    old = {job.key: job for job in experiment.jobs(before, runs(before))}
+    new = {job.key: job for job in experiment.jobs(after, runs(after))}
+    assert set(old) <= set(new)  # the seeds already planned keep their jobs (and records)
+    assert {job.seeds for key, job in new.items() if key not in old} == {(4,)}

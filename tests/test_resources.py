@@ -69,3 +69,15 @@ def test_threads_and_gpu():
     assert (short.threads, short.gpu) == (1, 0)
     cuda = run_resources(cfg("--algo", "mbpo", "--env", "Hopper-v5", "--preset", "paper", "--device", "cuda"))
     assert (cuda.threads, cuda.gpu) == (1, 1)
+
+
+def test_a_lockstep_job_asks_for_its_seeds_buffers_and_their_runtimes_in_turn():
+    from plan.resources import OVERHEAD_MB, STARTUP_MINUTES, job_resources
+
+    resolved = cfg("--algo", "mbpo", "--preset", "paper", "--env", "Hopper-v5", "--total-steps", "20000")
+    one = run_resources(resolved)
+    five = job_resources(*resolved, 5)
+    assert five.mem_mb - OVERHEAD_MB == pytest.approx(5 * (one.mem_mb - OVERHEAD_MB), abs=1)
+    assert five.runtime - STARTUP_MINUTES == 5 * (one.runtime - STARTUP_MINUTES)
+    assert (five.threads, five.gpu) == (one.threads, one.gpu)
+    assert job_resources(*resolved, 1) == one

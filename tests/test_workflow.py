@@ -57,12 +57,13 @@ def test_lint_is_clean(tmp_path):
 
 def test_default_dry_run_plans_every_run_and_auto_adds_cuda_only_with_a_gpu(tmp_path):
     out = snakemake(tmp_path, "-n", config=None).stdout
-    runs = 3 * 5 + 5 + 5  # MBPO at 3 rollout lengths, SAC, SAC at MBPO's update ratio; 5 seeds
+    groups = 3 + 1 + 1  # MBPO at 3 rollout lengths, SAC, SAC at MBPO's update ratio: 5 seeds each, one job
     devices = 2 if torch.cuda.is_available() else 1
-    assert f"train          {runs * devices}" in out.replace("\t", " ") or f"train {runs * devices}" in " ".join(
-        out.split()
-    )
+    assert f"train_seeds {groups * devices}" in " ".join(out.split())
     assert ("/cuda/" in out) == torch.cuda.is_available()
+    alone = write_config(tmp_path / "alone.yaml", seeds_per_job={"cpu": 1, "cuda": 1})
+    out = snakemake(tmp_path, "-n", config=alone).stdout
+    assert "train_seeds" not in out and "train 8" in " ".join(out.split())  # config/test.yaml's 8 runs
 
 
 def test_real_run_writes_tables_and_figures(finished):
@@ -147,6 +148,33 @@ def test_a_failed_run_loses_no_other_result(tmp_path):
     # the holder is gone: the documented re-run finishes the experiment
     snakemake(tmp_path, "--cores", "2", config=config)
     assert (held / "metadata.json").is_file()
+
+
+def test_a_seed_failing_in_a_lockstep_job_costs_no_other_seed_its_results(tmp_path):
+    """Both seeds of each group in one job; seed 1 diverges: every job fails, seed 0 of every
+    group completes and is never trained again, and once the fault is gone the same command
+    trains seed 1 alone and finishes the experiment."""
+    config = write_config(tmp_path / "lockstep.yaml", seeds_per_job={"cpu": 2})
+    faulty = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "crashhook"), "MBPO_FAULT": "seed_1_diverges"}
+    first = subprocess.run(
+        snakemake_command(tmp_path, config, "--cores", "2", "--keep-going"),
+        capture_output=True, text=True, timeout=900, cwd=ROOT, env=faulty,
+    )  # fmt: skip
+    assert first.returncode != 0, "the injected divergence did not fail the jobs"
+    runs = tmp_path / "results" / "runs"
+    done = sorted(runs.glob("*/*/*/cpu/seed0"))
+    assert len(done) == 4 and all((run / "metadata.json").is_file() for run in done)
+    assert not list(runs.glob("*/*/*/cpu/seed1/metadata.json"))
+    assert not list((tmp_path / "results").glob("jobs/**/*.json"))  # a failed job's record is gone
+    log = next((tmp_path / "results" / "logs" / "train").rglob("seeds0-1.log")).read_text()
+    assert "seed 1:" in log and "diverged" in log
+    before = {p: p.stat().st_mtime_ns for run in done for p in run.iterdir() if p.name != ".lock"}
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # seed 0 was not trained again
+    assert len(list(runs.glob("*/*/*/cpu/seed1/metadata.json"))) == 4
+    assert len(list((tmp_path / "results").glob("jobs/**/seeds0-1.json"))) == 4
+    meta = json.loads((runs / "Pendulum-v1" / "sac" / "utd1" / "cpu" / "seed1" / "metadata.json").read_text())
+    assert meta["lockstep"]["seeds"] == [1]  # the re-run's group: seed 0 was complete
 
 
 def test_kill_9_of_snakemake_then_the_same_command_finishes(tmp_path):

@@ -81,7 +81,7 @@ rule paper:
 
 rule crosscheck:
     input:
-        [f"{path}/metadata.json" for path in crosscheck_runs()],
+        markers(crosscheck_runs()),
     output:
         table=report(f"{OUT}/tables/crosscheck.csv", caption="../report/crosscheck.rst", category="Cross-check"),
         markdown=f"{OUT}/tables/crosscheck.md",

@@ -4,8 +4,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
 from plan import identity
-from plan.experiment import DEFAULT_OUTPUT, ExperimentError, lookup, runs
-from plan.resources import run_resources
+from plan.experiment import DEFAULT_OUTPUT, ExperimentError, jobs, lookup, runs
+from plan.resources import job_resources, run_resources
 
 
 # tables, figures and the paper's figures take seconds: on a cluster they run where snakemake runs
@@ -25,15 +25,26 @@ except ExperimentError as exc:
     raise WorkflowError(f"invalid config: {exc}")
 
 RUN_BY_KEY = lookup(RUNS)  # the plan, built once: rules look their run up by its wildcards
+JOBS = jobs(config, RUNS)  # the processes: one run, or several seeds in lockstep (seeds_per_job)
+JOB_BY_KEY = {job.key: job for job in JOBS if job.lockstep}
+JOB_OF_RUN = {run.key: job for job in JOBS for run in job.runs}
 DEVICES = sorted({run.device for run in RUNS})
 
 
 wildcard_constraints:
     **identity.PATTERNS,
+    seeds=identity.JOB_PATTERNS["seeds"],
 
 
 def run_metadata():
-    return [f"{run.path}/metadata.json" for run in RUNS]
+    """Every job's completion marker: a run's metadata.json, or a lockstep job's record."""
+    return [job.record for job in JOBS]
+
+
+def markers(paths):
+    """The completion markers of the jobs that train the runs in `paths`."""
+    by_path = {run.path: run for run in RUNS}
+    return sorted({JOB_OF_RUN[by_path[path].key].record for path in paths})
 
 
 def crosscheck_runs():
@@ -103,6 +114,30 @@ def train_gpu(wildcards):
 
 def train_threads(wildcards):
     return train_resources(wildcards).threads
+
+
+def planned_job(wildcards):
+    return JOB_BY_KEY[(wildcards.env, wildcards.algo, wildcards.variant, wildcards.device, wildcards.seeds)]
+
+
+def job_arguments(wildcards):
+    return list(planned_job(wildcards).args)
+
+
+def job_out(wildcards):
+    return planned_job(wildcards).out
+
+
+def job_runs(wildcards):
+    return [run.path for run in planned_job(wildcards).runs]
+
+
+def job_resources_of(wildcards):
+    """A lockstep job's resources: its seeds' buffers, and their runtimes one after another."""
+    job = planned_job(wildcards)
+    if job.key not in _RESOURCES:
+        _RESOURCES[job.key] = job_resources(job.run.config, job.run.sizes, len(job.runs))
+    return _RESOURCES[job.key]
 
 
 

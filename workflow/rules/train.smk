@@ -22,3 +22,30 @@ rule train:
         gpu=train_gpu,
     shell:
         "{params.python:q} -m mbpo train {params.args:q} --threads {threads} --skip-complete --out {params.out:q} > {log:q} 2>&1"
+
+
+# Several seeds of a group in one process (`seeds_per_job`): each seed's folder is what its run
+# alone writes; the job's declared output is a record of its runs (plan/jobs.py), so a failed
+# job loses its record only, never a finished seed's folder, and a re-run trains what is left.
+rule train_seeds:
+    output:
+        record=identity.job_wildcards(identity.JOB_RECORD, OUT),
+    conda:
+        "../envs/mbpo.yaml"
+    log:
+        identity.job_wildcards(identity.JOB_LOG, OUT),
+    benchmark:
+        identity.job_wildcards(identity.JOB_BENCHMARK, OUT),
+    params:
+        python=python,
+        args=job_arguments,
+        out=job_out,
+        runs=job_runs,
+    threads: lambda wildcards: job_resources_of(wildcards).threads
+    resources:
+        runtime=lambda wildcards: job_resources_of(wildcards).runtime,
+        mem_mb=lambda wildcards: job_resources_of(wildcards).mem_mb,
+        gpu=lambda wildcards: job_resources_of(wildcards).gpu,
+    shell:
+        "{params.python:q} -m mbpo train {params.args:q} --threads {threads} --skip-complete --out {params.out:q} > {log:q} 2>&1 "
+        "&& {params.python:q} -m plan.jobs {output.record:q} {params.runs:q} >> {log:q} 2>&1"
