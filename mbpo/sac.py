@@ -10,6 +10,13 @@ normalises every action space to [-1, 1]) and the tutorial. InvertedPendulum's a
 [-3, 3]: in the env's units its target entropy -0.05 would be -0.05 - log 3 = -1.15 in [-1, 1],
 a policy three times less noisy than the paper's.
 
+The critics see actions in that normalised box too, as softlearning's do (its envs are wrapped
+to [-1, 1]): transitions store the normalised action (`to_unit`), the policy's own action enters
+the critic as tanh(u), and only the env receives bias + scale * tanh(u). In the env's units a
+critic's initial sensitivity to the action, and the speed at which Adam moves it, would grow with
+the action scale (InvertedPendulum's 3, Pendulum's 2). For a [-1, 1] box (Hopper, HalfCheetah,
+Walker2d, ...) both are the same numbers.
+
 Gradients are written by hand (see `mbpo.nets` for why) and checked against autograd in
 `tests/test_sac.py`. One `update` is: critic step, then actor and temperature steps from the
 same policy sample against the updated critic, then Polyak averaging of the target critic.
@@ -100,6 +107,7 @@ class SAC:
         high = torch.as_tensor(action_high, dtype=torch.float32, device=device)
         self.action_scale = (high - low) / 2
         self.action_bias = (high + low) / 2
+        self._unit = (self.action_bias.cpu().numpy(), self.action_scale.cpu().numpy())
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
         # constant part of log p: Gaussian normaliser and the 2 log 2 of the stable tanh
         # correction (no action scale: log p is of the squashed action in [-1, 1])
@@ -207,6 +215,12 @@ class SAC:
         out = action[:, 0].cpu().numpy()
         return out[0] if single else out
 
+    def to_unit(self, action: np.ndarray) -> np.ndarray:
+        """An action in the env's units -> the normalised box [-1, 1]^d the critics see (what a
+        transition stores)."""
+        bias, scale = self._unit
+        return ((action - bias) / scale).astype(np.float32)
+
     def _pairs(self, x: torch.Tensor) -> torch.Tensor:
         """Each seed's critic input `S x B x in` for both of its critics -> `2S x B x in` (with
         one seed a view, as a batch shared by the two members)."""
@@ -235,7 +249,7 @@ class SAC:
         nxt, pi = both.rows(slice(None, n)), both.rows(slice(n, None))
 
         # critic target: r + gamma (1 - terminated) (min_j Q'_j(s', a') - alpha log p(a'|s'))
-        q_next = self.critic_target.forward(self._pairs(torch.cat((next_obs, nxt.action), dim=2)), "next")
+        q_next = self.critic_target.forward(self._pairs(torch.cat((next_obs, nxt.tanh_u), dim=2)), "next")
         q_next = q_next.view(s, 2, n)
         soft_v = torch.addcmul(torch.minimum(q_next[:, 0], q_next[:, 1]), alpha_col, nxt.logp, value=-1.0)
         discount = terminated.mul(-self.cfg.gamma).add_(self.cfg.gamma)
@@ -248,16 +262,16 @@ class SAC:
         self.critic_opt.step()
 
         # actor: loss = mean_b (alpha log p(a|s) - min_j Q_j(s, a)),  a ~ pi(.|s) reparameterised
-        q_pi = self.critic.forward(self._pairs(torch.cat((obs, pi.action), dim=2)), "pi").view(s, 2, n, 1)
+        q_pi = self.critic.forward(self._pairs(torch.cat((obs, pi.tanh_u), dim=2)), "pi").view(s, 2, n, 1)
         first_is_min = (q_pi[:, 0] <= q_pi[:, 1]).to(q_pi.dtype)
         grad_q = torch.stack((first_is_min, 1.0 - first_is_min), dim=1).mul_(-1.0 / n).view(2 * s, n, 1)
         grad_x = self.critic.backward("pi", grad_q, param_grads=False, input_grad=True)
         # the critic's input is [obs | action]; a seed's two critics' gradients add up
         grad_action = grad_x.view(s, 2, n, -1).sum(dim=1)[..., self.obs_dim :]
         grad_logp = alpha.view(s, 1, 1) * (1.0 / n)
-        # d log p / du = 2 tanh(u);  d action / du = scale (1 - tanh(u)^2)
+        # d log p / du = 2 tanh(u);  the critic's action is tanh(u): d tanh(u) / du = 1 - tanh(u)^2
         one_minus_t2 = torch.addcmul(torch.ones_like(pi.tanh_u), pi.tanh_u, pi.tanh_u, value=-1.0)
-        grad_u = (grad_action * self.action_scale).mul_(one_minus_t2)
+        grad_u = grad_action * one_minus_t2
         grad_u.add_(pi.tanh_u * (2.0 * grad_logp))
         # log std enters through u = mean + std eps and through log p's -log std term
         grad_log_std = (grad_u * pi.std).mul_(pi.eps).sub_(grad_logp)

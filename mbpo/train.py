@@ -153,7 +153,7 @@ class ModelPhase:
         results = branched_rollouts(
             torch.stack(starts),
             length,
-            policy=lambda obs, draw: agent.sample(obs, "rollout", draw).action,
+            policy=lambda obs, draw: agent.sample(obs, "rollout", draw).tanh_u,  # normalised, as stored
             model=lambda obs, act, draw: self.model.sample_next(obs, act, self.torch_gens, draw),
             terminated=self.terminated,
         )
@@ -352,7 +352,7 @@ class Trainer:
             for run, action in zip(self.runs, actions):
                 next_obs, reward, terminated, truncated, _ = run.env.step(action)
                 # a time-limit truncation is not terminal: store terminated only, so the critic bootstraps
-                run.real.add(run.obs, action, float(reward), next_obs, terminated)
+                run.real.add(run.obs, self.agent.to_unit(action), float(reward), next_obs, terminated)
                 run.episode_return += float(reward)
                 run.episode_actions.append(action)
                 if terminated or truncated:

@@ -48,11 +48,12 @@ def policy(agent: SAC, actor: torch.Tensor, obs: torch.Tensor) -> TransformedDis
 
 
 def policy_sample(agent: SAC, actor: torch.Tensor, obs: torch.Tensor, eps: torch.Tensor):
-    """A reparameterised action for standard normal noise `eps`, and its log-probability."""
+    """A reparameterised action in the normalised box [-1, 1]^d (what the critics see) for
+    standard normal noise `eps`, and its log-probability."""
     dist = policy(agent, actor, obs)
     u = dist.base_dist.loc + dist.base_dist.scale * eps
     squashed = torch.tanh(u)
-    return agent.action_bias + agent.action_scale * squashed, dist.log_prob(squashed).sum(1)
+    return squashed, dist.log_prob(squashed).sum(1)
 
 
 def critic_loss(agent, critic, target, actor, log_alpha, batch, eps_next) -> torch.Tensor:
