@@ -195,13 +195,13 @@ def lockstep_phases() -> str:
 def _lockstep_ratio(text: str) -> tuple[str, float, float, float] | None:
     """(machine, one-per-run minutes, lockstep minutes, ratio) of the default experiment's
     lockstep record, None where it holds none."""
-    machine = re.search(r"^# [^,]+, (.+? \(\d+ cores)", text, re.M)
+    machine = re.search(r"^# [^,]+, (.+?) \((\d+) cores", text, re.M)
     alone = re.search(r"^config\.yaml.*?one process per run:\s+([\d.]+) min", text, re.M | re.S)
     together = re.search(r"^config\.yaml.*?seeds per job \(lockstep\):\s+([\d.]+) min", text, re.M | re.S)
     if not (machine and alone and together):
         return None
     a, b = float(alone[1]), float(together[1])
-    return machine[1], a, b, b / a
+    return f"an {machine[1]} with {machine[2]} cores", a, b, b / a
 
 
 def lockstep_headline() -> str:
@@ -213,7 +213,7 @@ def lockstep_headline() -> str:
     return (
         f"With each group's seeds trained in lockstep (one process, one batched computation) the default "
         f"experiment took {together:.1f} min instead of {alone:.1f} min with one process per run "
-        f"({ratio:.0%} of the wall-clock; {machine}); record `{_rel(path)}`."
+        f"({ratio:.0%} of the wall-clock, on {machine}; record `{_rel(path)}`)."
     )
 
 
