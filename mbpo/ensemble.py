@@ -226,6 +226,23 @@ class GaussianEnsemble:
         self.bounds_opt.step(active)
         return loss
 
+    def _subset(self, seeds: tuple[int, ...]) -> GaussianEnsemble:
+        """A model of these seeds only, their whole state copied (weights, bounds, optimisers
+        with their step counts, normaliser): what their fit continues on. Its own initial draws
+        come from fresh generators, not the seeds'."""
+        obs_dim = self.out_dim - 1
+        gens = [torch.Generator(device=self.device) for _ in seeds]
+        sub = GaussianEnsemble(obs_dim, self.in_dim - obs_dim, self.cfg, self.device, gens)
+        for j, i in enumerate(seeds):
+            sub.load_state_dict(self.state_dict(i), j)
+        return sub
+
+    def _write_back(self, work: GaussianEnsemble, seeds: tuple[int, ...]) -> None:
+        """Copy the state of `work` (a `_subset` of `seeds`) back into this model."""
+        if work is not self:
+            for j, i in enumerate(seeds):
+                self.load_state_dict(work.state_dict(j), i)
+
     @torch.no_grad()
     def holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean squared error of each member's mean on standardised inputs `S x B x in` (targets
@@ -266,58 +283,69 @@ class GaussianEnsemble:
             bootstrap.append(torch.randint(n, (e, n), generator=g, device=device))
         train_x, hold_x = self.normalize(torch.stack(train_x)), self.normalize(torch.stack(hold_x))
         train_y, hold_y, bootstrap = torch.stack(train_y), torch.stack(hold_y), torch.stack(bootstrap)
-        seeds_axis = torch.arange(s, device=device).view(s, 1, 1)
         size = cfg.model_batch_size
-        x_tail = torch.zeros(s * e, size, self.in_dim, device=device)
-        y_tail = torch.zeros(s * e, size, self.out_dim, device=device)
 
         best = torch.full((s, e), math.inf, device=device)
         best_params = self.net.params.clone()
         best_w, best_b = self.net.views(best_params)
         epochs, since_improved = [0] * s, [0] * s
         train_loss = [math.nan] * s
-        active = tuple(range(s))
-        index = torch.empty(s, e, n, dtype=torch.long, device=device)
+        # `work` trains the seeds whose early stopping has not ended (`members`): all of them at
+        # first (this model itself), then a smaller model of the rest whenever one stops, so a
+        # stopped seed costs nothing more and the fit costs the sum of each seed's epochs
+        work, members, active = self, tuple(range(s)), tuple(range(s))
         while active:
-            for i in active:
-                order = torch.argsort(torch.rand(e, n, generator=gens[i], device=device), dim=1)
-                torch.gather(bootstrap[i], 1, order, out=index[i])
-            losses = []
-            for start in range(0, n, size):
-                batch = index[:, :, start : start + size]
-                if batch.shape[2] == size:
-                    x = train_x[seeds_axis, batch].view(s * e, size, self.in_dim)
-                    y = train_y[seeds_axis, batch].view(s * e, size, self.out_dim)
-                    losses.append(self.step(x, y, "train", active))
-                else:  # the last, partial minibatch, padded (see `step`) to the others' shape
-                    t = batch.shape[2]
-                    x_tail.zero_()
-                    y_tail.zero_()
-                    x_tail[:, :t] = train_x[seeds_axis, batch].view(s * e, t, self.in_dim)
-                    y_tail[:, :t] = train_y[seeds_axis, batch].view(s * e, t, self.out_dim)
-                    losses.append(self.step(x_tail, y_tail, "train", active, rows=t))
-            holdout = self.holdout_mse(hold_x, hold_y)
-            improved = torch.isinf(best) | ((best - holdout) / best > cfg.model_min_improvement)
-            live = torch.zeros(s, 1, dtype=torch.bool, device=device)
-            live[list(active)] = True
-            improved &= live
-            any_improved = improved.any(dim=1).tolist()
-            if any(any_improved):
-                best = torch.where(improved, holdout, best)
-                keep = improved.view(s * e, 1, 1)
-                for src, dst in zip(self.net.weights + self.net.biases, best_w + best_b):
-                    dst.copy_(torch.where(keep, src, dst))
-            still = []
-            for i in active:
-                epochs[i] += 1
-                since_improved[i] = 0 if any_improved[i] else since_improved[i] + 1
-                if since_improved[i] > cfg.model_patience or (
-                    cfg.model_max_epochs and epochs[i] >= cfg.model_max_epochs
-                ):
-                    train_loss[i] = float(torch.stack([loss[i] for loss in losses]).mean())
-                else:
-                    still.append(i)
-            active = tuple(still)
+            if active != members:
+                self._write_back(work, members)
+                work, members = self._subset(active), active
+            wx, wy, hx, hy, boot = (train_x, train_y, hold_x, hold_y, bootstrap)
+            if len(members) < s:
+                wx, wy, hx, hy, boot = (t[list(members)] for t in (wx, wy, hx, hy, boot))
+            k = len(members)
+            rows = torch.arange(k, device=device).view(k, 1, 1)
+            index = torch.empty(k, e, n, dtype=torch.long, device=device)
+            x_tail = torch.zeros(k * e, size, self.in_dim, device=device)
+            y_tail = torch.zeros(k * e, size, self.out_dim, device=device)
+            full = torch.tensor([i * e + m for i in members for m in range(e)], device=device)
+            while active == members:
+                for j, i in enumerate(members):
+                    order = torch.argsort(torch.rand(e, n, generator=gens[i], device=device), dim=1)
+                    torch.gather(boot[j], 1, order, out=index[j])
+                losses = []
+                for start in range(0, n, size):
+                    batch = index[:, :, start : start + size]
+                    if batch.shape[2] == size:
+                        x = wx[rows, batch].view(k * e, size, self.in_dim)
+                        y = wy[rows, batch].view(k * e, size, self.out_dim)
+                        losses.append(work.step(x, y, "train"))
+                    else:  # the last, partial minibatch, padded (see `step`) to the others' shape
+                        t = batch.shape[2]
+                        x_tail.zero_()
+                        y_tail.zero_()
+                        x_tail[:, :t] = wx[rows, batch].view(k * e, t, self.in_dim)
+                        y_tail[:, :t] = wy[rows, batch].view(k * e, t, self.out_dim)
+                        losses.append(work.step(x_tail, y_tail, "train", rows=t))
+                holdout = work.holdout_mse(hx, hy)
+                ours = best[list(members)]
+                improved = torch.isinf(ours) | ((ours - holdout) / ours > cfg.model_min_improvement)
+                any_improved = improved.any(dim=1).tolist()
+                if any(any_improved):
+                    best[list(members)] = torch.where(improved, holdout, ours)
+                    keep = improved.view(-1)
+                    for src, dst in zip(work.net.weights + work.net.biases, best_w + best_b):
+                        dst.index_copy_(0, full[keep], src[keep])
+                still = []
+                for j, i in enumerate(members):
+                    epochs[i] += 1
+                    since_improved[i] = 0 if any_improved[j] else since_improved[i] + 1
+                    if since_improved[i] > cfg.model_patience or (
+                        cfg.model_max_epochs and epochs[i] >= cfg.model_max_epochs
+                    ):
+                        train_loss[i] = float(torch.stack([loss[j] for loss in losses]).mean())
+                    else:
+                        still.append(i)
+                active = tuple(still)
+        self._write_back(work, members)
         self.net.params.copy_(best_params)
         holdout = self.holdout_mse(hold_x, hold_y)
         self.elites = torch.argsort(holdout, dim=1)[:, : cfg.num_elites]
