@@ -134,14 +134,6 @@ def line_through(low: tuple[float, float], high: tuple[float, float]) -> tuple[f
     return intercept, slope
 
 
-def single_agent(dims: Dims, cfg: TrainConfig, device: torch.device, gen: torch.Generator):
-    """One seed's agent, for timing an env step with its action."""
-    from mbpo.sac import SAC
-
-    low, high = -np.ones(dims.act, np.float32), np.ones(dims.act, np.float32)
-    return SAC(dims.obs, low, high, cfg.sac, device, gen)
-
-
 class Timer:
     """Seconds of each part at one set of sizes, timed once and kept (runs share envs and sizes)."""
 
@@ -158,11 +150,12 @@ class Timer:
             self.say(f"timed {key[0]} of {key[1]} ({time.perf_counter() - t:.0f} s)")
         return self.cache[key]
 
-    def _agent(self, dims: Dims, cfg: TrainConfig):
+    def _agent(self, dims: Dims, cfg: TrainConfig, seeds: int | None = None):
+        """An agent of `seeds` seeds (default: the timer's) in lockstep."""
         from mbpo.sac import SAC
 
         low, high = -np.ones(dims.act, np.float32), np.ones(dims.act, np.float32)
-        return SAC(dims.obs, low, high, cfg.sac, self.device, [self.gen] * self.seeds)
+        return SAC(dims.obs, low, high, cfg.sac, self.device, [self.gen] * (seeds or self.seeds))
 
     def _timed(self, fn, number: int, repeat: int | None = None) -> float:
         return timed(fn, self.device, repeat or self.repeat, number)
@@ -197,7 +190,7 @@ class Timer:
 
             env = make_env(dims.env, dims.truncate_obs)
             try:  # an action alone: in lockstep actions are batched, but the env steps are not
-                return env_step_seconds(env, single_agent(dims, cfg, self.device, self.gen), self.repeat)
+                return env_step_seconds(env, self._agent(dims, cfg, seeds=1), self.repeat)
             finally:
                 env.close()
 

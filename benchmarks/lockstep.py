@@ -16,6 +16,7 @@ launches), little where the arithmetic dominates (the paper's sizes on a CPU cor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -80,8 +81,7 @@ def phase_seconds(cfg, obs_dim: int, act_dim: int, low, high, s: int, device, da
     if cfg.run.algo == "mbpo":
         mcfg = cfg.mbpo
         model = GaussianEnsemble(obs_dim, act_dim, mcfg, device, gens)
-        capped = type(mcfg)(**{**mcfg.__dict__, "model_max_epochs": 1})
-        model.cfg = capped
+        model.cfg = dataclasses.replace(mcfg, model_max_epochs=1)  # one epoch per fit
         x = torch.stack([torch.randn(data, obs_dim + act_dim, generator=g, device=device) for g in gens])
         y = torch.stack([0.1 * torch.randn(data, 1 + obs_dim, generator=g, device=device) for g in gens])
         out["epoch"] = timed(lambda: model.fit(x, y, gens), device, max(1, repeat // 2), 1)

@@ -172,14 +172,18 @@ class GaussianEnsemble:
             else torch.arange(m, device=obs.device)
             for i, g in enumerate(gens)
         ]  # fmt: skip
-        shuffled = torch.zeros(s * k, padded(r), self.in_dim, device=obs.device)
-        shuffled[:, :r] = torch.stack([x[i, p] for i, p in enumerate(perms)]).view(s * k, r, self.in_dim)
+        shuffled = torch.stack([x[i, p] for i, p in enumerate(perms)]).view(s * k, r, self.in_dim)
+        if padded(r) != r:
+            shuffled = torch.cat((shuffled, shuffled.new_zeros(s * k, padded(r) - r, self.in_dim)), dim=1)
         mean, logvar, _, _ = self.predict(shuffled, "rollout", self.elite_net)
         noise = torch.zeros(mean.shape, device=obs.device)
         per_seed = noise.view(s, k, padded(r), self.out_dim)
         for i, g in enumerate(gens):
             if draw is None or draw[i]:
-                per_seed[i, :, :r] = torch.randn((k, r, self.out_dim), generator=g, device=obs.device)
+                if padded(r) == r:  # the seed's block is contiguous: drawn in place
+                    torch.randn((k, r, self.out_dim), generator=g, device=obs.device, out=per_seed[i])
+                else:
+                    per_seed[i, :, :r] = torch.randn((k, r, self.out_dim), generator=g, device=obs.device)
         sampled = torch.addcmul(mean, logvar.mul(0.5).exp_(), noise)[:, :r].reshape(s, m, self.out_dim)
         delta = torch.empty(s, m, self.out_dim, device=obs.device)
         for i, p in enumerate(perms):

@@ -196,14 +196,19 @@ class SeedStart:
 
     @property
     def label(self) -> str:
-        return f"{self.cfg.run.algo} {self.cfg.run.env} seed {self.cfg.run.seed}"
+        return seed_label(self.cfg)
+
+
+def seed_label(cfg: TrainConfig) -> str:
+    """How progress and messages name one seed's run."""
+    return f"{cfg.run.algo} {cfg.run.env} seed {cfg.run.seed}"
 
 
 def _prepare_seed(folder: RunFolder, cfg: TrainConfig, args: argparse.Namespace) -> SeedStart | None:
     """What to do in `folder`: None when there is no training left (a killed commit completed,
     or a complete run of this config with --skip-complete), else where the seed starts."""
     out = folder.out
-    label = f"{cfg.run.algo} {cfg.run.env} seed {cfg.run.seed}"
+    label = seed_label(cfg)
     if not args.overwrite:
         try:
             journal = read_finish(out)

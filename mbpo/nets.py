@@ -18,7 +18,7 @@ written in place in between (a caller reusing its input buffer, say), backward r
 
 Shapes: E networks, batch B. Inputs are `E x B x in_dim`, or `B x in_dim` shared by all members.
 
-Seeds in lockstep (`mbpo.lockstep`) stack G independent runs' networks as G *groups* of
+Seeds in lockstep (`python -m mbpo train --seeds`, `mbpo/train.py`) stack G independent runs' networks as G *groups* of
 consecutive members: member `g * E/G + i` is member i of run g. Each group is initialised from
 its run's generator and drawn exactly as that run alone draws, `group_params` reads a group's
 parameters in the one-run layout (a checkpoint of one run), and `Adam` keeps a step count per

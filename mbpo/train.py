@@ -485,9 +485,10 @@ class Trainer:
         """Seed `index`'s whole state, in the layout its run alone saves."""
         run = self.runs[index]
         gens = run.gens
+        learner = self._learner_state(index)  # agent, and for MBPO the model and its buffer
         return {
             "step": self.step,
-            **{k: v for k, v in self._learner_state(index).items() if k == "agent"},
+            "agent": learner.pop("agent"),
             "real": run.real.state_dict(),
             "torch_rng": gens.torch.get_state(),
             "numpy_rng": _rng_state(gens.numpy),
@@ -502,7 +503,7 @@ class Trainer:
             ),
             "seconds": dict(self.timer.seconds),
             "wall": self.wall(),
-            **{k: v for k, v in self._learner_state(index).items() if k != "agent"},
+            **learner,
         }
 
     def checkpoint_payload(self, index: int = 0) -> dict:
