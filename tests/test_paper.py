@@ -159,6 +159,30 @@ def test_comparison_figure_keeps_its_title_and_panels_inside_the_figure(n_envs):
     assert n_envs > 2 or "\n" not in fig._suptitle.get_text(), fig._suptitle.get_text()
 
 
+def test_each_panel_draws_the_original_curve_or_says_there_is_none():
+    from analysis.paper import NO_ORIGINAL_CURVE, ORIGINAL_CURVES, comparison_figure
+
+    envs = ["Hopper-v5", "InvertedDoublePendulum-v5"]
+    rows = [
+        {"env": env, "algo": algo, "variant": variant, "device": "cpu", "seed": seed, "env_step": step, "score": 1.0}
+        for env in envs
+        for algo, variant in (("mbpo", "hpaper"), ("sac", "utd1"))
+        for seed in range(2)
+        for step in (0, 50_000)
+    ]
+    fig = comparison_figure(pd.DataFrame(rows), {env: 50_000 for env in envs}, points=4, samples=20, seed=0)
+    hopper, idp = fig.axes[:2]
+    source, readings = ORIGINAL_CURVES["Hopper"]
+    drawn = [line for line in hopper.get_lines() if source in line.get_label()]
+    assert len(drawn) == 1 and list(drawn[0].get_xdata()) == [x for x, _ in readings if x <= 50_000]
+    assert NO_ORIGINAL_CURVE not in [t.get_text() for t in hopper.texts]
+    assert not any("original MBPO" in line.get_label() for line in idp.get_lines())
+    assert NO_ORIGINAL_CURVE in [t.get_text() for t in idp.texts]
+    # a budget below the first reading draws nothing, and says so
+    fig = comparison_figure(pd.DataFrame(rows), {env: 20_000 for env in envs}, points=4, samples=20, seed=0)
+    assert NO_ORIGINAL_CURVE in [t.get_text() for t in fig.axes[0].texts]
+
+
 def test_tables_give_the_iqm_and_every_seed_at_the_chosen_fractions():
     from analysis.paper import markdown, returns_table, seeds_markdown, seeds_table
 
