@@ -26,6 +26,7 @@ import pandas as pd
 
 from mbpo.record import write_atomic
 from mbpo.usage import OneLineParser
+from plan.experiment import load_yaml
 from plan.identity import label
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,8 @@ def validation_returns() -> str:
     hours = {}
     for m in metas:
         key = (m["env"], m["algo"])
-        hours.setdefault(key, []).append(m["wall_seconds"] / 3600)
+        together = len(m["lockstep"]["seeds"]) if m.get("lockstep") else 1  # a seed's share of its process
+        hours.setdefault(key, []).append(m["wall_seconds"] / together / 3600)
     lines = [
         "| env | algorithm | seeds | return at 0.5 x budget | return at the budget | original MBPO | hours per run |",
         "|---|---|---|---|---|---|---|",
@@ -112,7 +114,9 @@ def validation_returns() -> str:
         "",
         "IQM over seeds with its 95% stratified-bootstrap interval; with 3 seeds the IQM is their mean and the "
         "interval their range, written `mean (min-max)`. Original MBPO: read off the paper's figure (-v2 envs). "
-        "Hours per run: the training's wall-clock on one CPU thread, over all of its processes. "
+        "Hours per run: the training's wall-clock on one CPU thread, over all of its processes (a seed trained in "
+        "lockstep: its process's wall-clock divided by the seeds it trained; runs trained beside other work take "
+        "longer). "
         f"Machines: {_machines(metas)}. Records: `{_rel(VALIDATION / 'tables' / 'paper_returns.csv')}`, the run "
         f"folders under `{_rel(VALIDATION / 'runs')}` (`metadata.json`: machine, command, wall-clock).",
     ]
@@ -192,26 +196,34 @@ def lockstep_phases() -> str:
     return _verbatim("lockstep_cpu.txt", "python benchmarks/lockstep.py")
 
 
-def _lockstep_ratio(text: str) -> tuple[str, float, float, float] | None:
-    """(machine, one-per-run minutes, lockstep minutes, ratio) of the default experiment's
-    lockstep record, None where it holds none."""
-    machine = re.search(r"^# [^,]+, (.+?) \((\d+) cores", text, re.M)
-    alone = re.search(r"^config\.yaml.*?one process per run:\s+([\d.]+) min", text, re.M | re.S)
-    together = re.search(r"^config\.yaml.*?seeds per job \(lockstep\):\s+([\d.]+) min", text, re.M | re.S)
-    if not (machine and alone and together):
-        return None
-    a, b = float(alone[1]), float(together[1])
-    return f"an {machine[1]} with {machine[2]} cores", a, b, b / a
+def _lockstep_ratio(text: str, seeds_per_job: int) -> tuple[str, int, float, float, float] | None:
+    """(machine, seeds per job, one-per-run minutes, lockstep minutes, ratio) of the last record
+    of the default experiment in a `benchmarks/lockstep_pipeline.py` record: the arm at the
+    default experiment's `seeds_per_job` (else the fastest arm); None where it holds none."""
+    blocks = re.split(r"(?m)^(?=# \d{4}-)", text)
+    for block in reversed(blocks):
+        machine = re.search(r"^# [^,]+, (.+?) \((\d+) cores", block, re.M)
+        if not (machine and re.search(r"^config\.yaml, --cores", block, re.M)):
+            continue
+        alone = re.search(r"^\s+one process per run:\s+([\d.]+) min", block, re.M)
+        arm = r"^\s+(\d+) seeds per job:\s+([\d.]+) min\s+\(([\d.]+) of one process per run\)"
+        arms = {int(k): (float(m), float(r)) for k, m, r in re.findall(arm, block, re.M)}
+        if not (alone and arms):
+            continue
+        k = seeds_per_job if seeds_per_job in arms else min(arms, key=lambda n: arms[n][1])
+        return f"an {machine[1]} with {machine[2]} cores", k, float(alone[1]), *arms[k]
+    return None
 
 
 def lockstep_headline() -> str:
     path = ROOT / "results" / "costs" / "lockstep_pipeline_cpu.txt"
-    found = _lockstep_ratio(path.read_text()) if path.is_file() else None
+    configured = load_yaml(ROOT / "config" / "config.yaml").get("seeds_per_job", {}).get("cpu", 1)
+    found = _lockstep_ratio(path.read_text(), configured) if path.is_file() else None
     if found is None:
         return "Seeds in lockstep are not measured yet (`python benchmarks/lockstep_pipeline.py`)."
-    machine, alone, together, ratio = found
+    machine, k, alone, together, ratio = found
     return (
-        f"With each group's seeds trained in lockstep (one process, one batched computation) the default "
+        f"With {k} seeds per job trained in lockstep (one process, one batched computation) the default "
         f"experiment took {together:.1f} min instead of {alone:.1f} min with one process per run "
         f"({ratio:.0%} of the wall-clock, on {machine}; record `{_rel(path)}`)."
     )

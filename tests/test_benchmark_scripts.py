@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +60,19 @@ BAD_INPUT = [
     ("mbpo_inverted_pendulum.py", ["--device", "cuda"], "no CUDA device is visible"),
     ("portable_numerics.py", ["--repeats", "0"], "--repeats"),
     ("portable_numerics.py", ["--bogus"], "unrecognized arguments"),
+    ("lockstep.py", ["--seeds", "1,0"], "--seeds"),
+    ("lockstep.py", ["--seeds", "1,x"], "--seeds"),
+    ("lockstep.py", ["--device", "tpu"], "--device"),
+    ("lockstep.py", ["--device", "cuda"], "no CUDA device is visible"),
+    ("lockstep.py", ["--threads", "0"], "--threads"),
+    ("lockstep.py", ["--data", "5"], "--data"),
+    ("lockstep_pipeline.py", ["--seeds-per-job", "1"], "--seeds-per-job"),
+    ("lockstep_pipeline.py", ["--seeds-per-job", "5,5"], "--seeds-per-job"),
+    ("lockstep_pipeline.py", ["--seeds-per-job", "3,x"], "--seeds-per-job"),
+    ("lockstep_pipeline.py", ["--cores", "0"], "--cores"),
+    ("lockstep_pipeline.py", ["--configfile", "{tmp}/nonexist.yaml"], "nonexist.yaml: cannot read it (No such file"),
+    ("lockstep_pipeline.py", ["--configfile", "{tmp}/schema.yaml"], "schema.yaml: config: 'seeds' is a required"),
+    ("lockstep_pipeline.py", ["--configfile", "{tmp}/bad.yaml"], "bad.yaml, line 2, column 1"),
 ]
 
 
@@ -79,3 +93,36 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, named):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "usage:" not in err, err
     assert err.startswith(f"{script}: error: ") and named in err, err
     assert result.stdout == ""
+
+
+def test_lockstep_pipeline_counts_a_lockstep_process_once(tmp_path, capsys):
+    """The phase table sums each training process once: the seeds of a lockstep job record the
+    same group clocks, a run alone its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lockstep_pipeline", ROOT / "benchmarks" / "lockstep_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def write(run: str, seconds: dict, wall: float, lockstep: list[int] | None = None) -> None:
+        folder = tmp_path / "w" / "runs" / run
+        folder.mkdir(parents=True)
+        meta = {"seconds": seconds, "wall_seconds": wall}
+        if lockstep is not None:
+            meta["lockstep"] = {"seeds": lockstep, "device": "cpu"}
+        (folder / "metadata.json").write_text(json.dumps(meta))
+
+    group = {"env": 1.0, "act": 2.0, "update": 10.0, "model": 20.0, "rollout": 1.0, "eval": 2.0}
+    for seed in (0, 1, 2):  # one lockstep process of three seeds
+        write(f"P/mbpo/h1/cpu/seed{seed}", group, 40.0, [0, 1, 2])
+    write("P/mbpo/h1/cpu/seed3", group, 40.0, [3])  # a later process of the same group: its own
+    write("P/sac/utd1/cpu/seed0", {"env": 1.0, "act": 1.0, "update": 3.0, "eval": 1.0}, 7.0)
+    phases = module.phase_seconds(tmp_path / "w")
+    assert phases["processes"] == 3
+    assert phases["model"] == 40.0 and phases["update"] == 23.0 and phases["rollout"] == 2.0
+    assert phases["total"] == 87.0
+    base = {**dict.fromkeys(module.PHASES, 10.0), "model": 40.0, "total": 100.0, "processes": 10}
+    module.print_phases({"one process per run": (60.0, base), "3 seeds per job": (45.0, phases)}, cores=2)
+    out = capsys.readouterr().out
+    assert "the model fit is 40% of one-process-per-run training time" in out
+    assert "1.45 (0.87)" in out  # 87 core-seconds, 0.87 of the base's 100
