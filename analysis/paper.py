@@ -60,7 +60,7 @@ COMPARED = ("mbpo", "sac")
 ORIGINAL_CURVES: dict[str, tuple[str, list[tuple[int, float]]]] = {
     "Hopper": ("Janner et al. 2019, Fig. 2, read by eye", [(25_000, 620.0), (50_000, 1700.0), (125_000, 3300.0)]),
 }
-NO_ORIGINAL_CURVE = "original MBPO: no published reading\nwithin these env steps (docs/paper.md)"
+NO_ORIGINAL_CURVE = "original MBPO: no published reading within these env steps (docs/paper.md)"
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_asymptote": _PALETTE[1]}
 
@@ -250,8 +250,8 @@ def comparison_figure(scores: pd.DataFrame, budget: dict[str, int], points: int,
             xs, ys = zip(*shown)
             ax.plot(xs, ys, color="0.35", linestyle="--", marker="o", markersize=3, linewidth=1,
                     label=f"original MBPO ({source})")  # fmt: skip
-        else:  # said in the panel, so that a missing line is not read as one left out by mistake
-            ax.text(0.02, 0.98, NO_ORIGINAL_CURVE, transform=ax.transAxes, fontsize=7, color="0.35", va="top")
+        else:  # said in the legend, so that a missing line is not read as one left out by mistake
+            ax.plot([], [], linestyle="none", label=NO_ORIGINAL_CURVE)
         level = asymptote(scores, env)
         if math.isfinite(level):
             ax.axhline(
