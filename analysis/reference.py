@@ -2,9 +2,10 @@
 
     python -m analysis.reference [--config config/ci.yaml] [--cores all] [--to results/reference]
 
-Runs the CI experiment from scratch through the pipeline (`snakemake --forceall` with that
-config), checks that every run was made by the committed code (the revision it records), and
-replaces `--to` with: the run files (`runs/`), the summary tables (`tables/`), the config, and
+Runs the CI experiment from scratch through the pipeline (`snakemake` with that config, in a
+fresh temporary folder: finished runs, the config's own output included, are never reused),
+checks that every run was made by the committed code (the revision it records), and replaces
+`--to` with: the run files (`runs/`), the summary tables (`tables/`), the config, and
 `reference.json` (code revision, versions, machine, CPU instruction set, command, date, and the
 numerics fingerprint of each group, analysis.numerics: the evidence a later `--exact` rests on). Then
 commit the folder: the reference changes only through this command and a commit that says why.
@@ -59,21 +60,24 @@ def machine() -> dict:
     }
 
 
-def run_pipeline(config: Path, cores: str) -> None:
+def run_pipeline(config: dict, cores: str, workdir: Path) -> Path:
+    """The experiment `config` from nothing, in the fresh folder `workdir`, its output moved
+    there too; returns that output folder. Finished runs elsewhere (the config's own output
+    included) are neither reused nor touched, so every run is made by the code at hand (a
+    forced re-run in place would find complete runs and keep them, `--skip-complete`)."""
+    import yaml
+
+    here = workdir / "config.yaml"
+    here.write_text(yaml.safe_dump({**config, "output": "output"}, sort_keys=False))
     cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        cores,
-        "--configfile",
-        str(config),
-        "--replace-workflow-config",
-        "--forceall",
-    ]
+        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+        "--cores", cores, "--configfile", str(here), "--replace-workflow-config",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+    if subprocess.run(cmd, cwd=ROOT, env=env).returncode != 0:
         raise RegressError("the pipeline failed (see its output above); the reference is unchanged")
+    return workdir / "output"
 
 
 def check_target(target: Path, output: Path) -> None:
@@ -214,12 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
         if dirty and not args.allow_dirty:
             raise RegressError("uncommitted changes: commit first, so the reference names the code that made it")
-        if not args.no_run:
-            run_pipeline(config, args.cores)
-        # the reference's config.yaml must be the one its runs were made with, each of them
-        check_planned(find_runs(output / "runs"), planned_configs(load_experiment(config)), config)
         command = "python -m analysis.reference " + " ".join(argv if argv is not None else sys.argv[1:])
-        info = build(output, config, args.to.resolve(), revision, dirty, command.strip())
+        with tempfile.TemporaryDirectory(prefix="reference-run-") as workdir:
+            if not args.no_run:
+                output = run_pipeline(loaded, args.cores, Path(workdir))
+            # the reference's config.yaml must be the one its runs were made with, each of them
+            check_planned(find_runs(output / "runs"), planned_configs(load_experiment(config)), config)
+            info = build(output, config, args.to.resolve(), revision, dirty, command.strip())
     except (RegressError, RunFolderError, ExperimentError, OSError, subprocess.CalledProcessError) as exc:
         print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2

@@ -662,3 +662,36 @@ def test_the_committed_reference_was_made_with_its_own_config_and_a_changed_run_
     shutil.rmtree(copy / "runs/Pendulum-v1/sac/utd1/cpu/seed3")
     with pytest.raises(regress.RegressError, match="plans Pendulum-v1/sac/utd1/cpu/seed3, which has no complete run"):
         regress.check_planned(regress.find_runs(copy), planned, ref / "config.yaml")
+
+
+def test_reference_trains_every_run_afresh_and_never_touches_the_configs_output(tmp_path, capsys):
+    """Finished runs of other code in the config's output folder are neither reused (the
+    reference's runs name the code at hand) nor touched; the reference keeps the config as given."""
+    import shutil
+    import uuid
+
+    from analysis import reference
+    from mbpo.record import _git
+
+    relative = f"results/.test-reference-{uuid.uuid4().hex}"  # an output is relative to the repository
+    try:
+        stale = stamped_output(ROOT / relative, "b" * 40)
+        before = {p: p.read_bytes() for p in stale.rglob("*") if p.is_file()}
+        config = tmp_path / "tiny.yaml"
+        config.write_text(
+            f"output: {relative}\nenvs: [Pendulum-v1]\nseeds: [0, 1]\ndevices: [cpu]\nseeds_per_job: {{cpu: 2}}\n"
+            "evaluation: {every: 100, episodes: 1}\n"
+            "algorithms: {sac: {preset: seed, total_steps: 300, updates_per_step: 1, options: {random_steps: 100}}}\n"
+            "analysis: {budget: 300, threshold: -1000, grid: 100, bootstrap_samples: 50, confidence: 0.95, seed: 0}\n"
+        )
+        target = tmp_path / "ref"
+        code = reference.main(["--config", str(config), "--to", str(target), "--cores", "1", "--allow-dirty"])
+        assert code == 0, capsys.readouterr().err
+        assert {p: p.read_bytes() for p in stale.rglob("*") if p.is_file()} == before
+    finally:
+        shutil.rmtree(ROOT / relative, ignore_errors=True)
+    info = json.loads((target / "reference.json").read_text())
+    assert info["runs"] == 2 and info["git_revision"] == _git("rev-parse", "HEAD")
+    for meta_path in (target / "runs").rglob("metadata.json"):
+        assert json.loads(meta_path.read_text())["git_revision"] == info["git_revision"]
+    assert (target / "config.yaml").read_text() == config.read_text()
