@@ -57,7 +57,7 @@ def _cell(center: float, low: float, high: float, runs: int) -> str:
     """One aggregate with what it is: with 3 runs or fewer the IQM is their mean and a 95%
     percentile bootstrap interval their range, so it says so."""
     if runs <= 3:
-        return f"{center:.0f} ({low:.0f}-{high:.0f})"
+        return f"{center:.0f} ({low:.0f} to {high:.0f})"
     return f"{center:.0f} ({low:.0f}, {high:.0f})"
 
 
@@ -113,7 +113,7 @@ def validation_returns() -> str:
     lines += [
         "",
         "IQM over seeds with its 95% stratified-bootstrap interval; with 3 seeds the IQM is their mean and the "
-        "interval their range, written `mean (min-max)`. Original MBPO: read off the paper's figure (-v2 envs). "
+        "interval their range, written `mean (min to max)`. Original MBPO: read off the paper's figure (-v2 envs). "
         "Hours per run: the training's wall-clock on one CPU thread, over all of its processes (a seed trained in "
         "lockstep: its process's wall-clock divided by the seeds it trained; runs trained beside other work take "
         "longer). "

@@ -60,7 +60,7 @@ COMPARED = ("mbpo", "sac")
 ORIGINAL_CURVES: dict[str, tuple[str, list[tuple[int, float]]]] = {
     "Hopper": ("Janner et al. 2019, Fig. 2, read by eye", [(25_000, 620.0), (50_000, 1700.0), (125_000, 3300.0)]),
 }
-NO_ORIGINAL_CURVE = "original MBPO: no published reading within these env steps (docs/paper.md)"
+NO_ORIGINAL_CURVE = "original MBPO: no reading on record (docs/paper.md)"
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"mbpo": _PALETTE[0], "sac": _PALETTE[1], "sac_asymptote": _PALETTE[1]}
 
@@ -152,7 +152,7 @@ def returns_table(
 
 
 def markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> str:
-    """The table as Markdown: one cell per fraction, `IQM (low, high) [runs]`, or `mean (min-max)
+    """The table as Markdown: one cell per fraction, `IQM (low, high) [runs]`, or `mean (min to max)
     [runs]` for 3 runs or fewer (what the IQM and its bootstrap interval then are)."""
     header = ["env", "algorithm", "budget", *(f"{f:g} x budget" for f in fractions), "paper, full budget"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -165,7 +165,7 @@ def markdown(table: pd.DataFrame, fractions: tuple[float, ...] = FRACTIONS) -> s
             else:
                 center, low, high, runs = (row[f"{key}_{k}"] for k in ("iqm", "ci_low", "ci_high", "runs"))
                 # with 3 runs or fewer the IQM is their mean and the bootstrap interval their range
-                spread = f"{low:.0f}-{high:.0f}" if runs <= 3 else f"{low:.0f}, {high:.0f}"
+                spread = f"{low:.0f} to {high:.0f}" if runs <= 3 else f"{low:.0f}, {high:.0f}"
                 cells.append(f"{center:.0f} ({spread}) [{runs:.0f}]")
         paper = "" if pd.isna(row.paper_at_budget) else f"~{row.paper_at_budget:.0f}"
         if paper and row.paper_budget != row.budget:  # a run of another length: say where the paper's value is
