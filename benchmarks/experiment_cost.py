@@ -29,7 +29,8 @@ the actions are batched, the env steps are not).
 Checkpoint writes (0.1% of a Hopper run) and start-up are left out. `--check RUN ...` projects
 finished runs the same way, each fit at the run's own epochs (its model.csv, so the check tests
 the timings, not the epochs assumed), and prints projected against measured seconds per phase
-(their `metadata.json`): how far the projection holds on this machine. Every run is projected on
+(their `metadata.json`; for a run trained among S seeds in lockstep, its process's seconds / S):
+how far the projection holds on this machine. Every run is projected on
 `--device` at `--threads`, whatever its own device and threads; runs that share cores with other
 work take longer than projected.
 """
@@ -350,16 +351,34 @@ def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict, di
         raise ValueError(f"{folder}/metadata.json: its 'seconds' hold a value that is not a number") from None
     if not 0 < sum(measured.values()) < np.inf:
         raise ValueError(f"{folder}/metadata.json: its 'seconds' do not add up to a time > 0")
+    group = lockstep_seeds(meta, folder)
+    if group > 1:  # the seconds are its process's, shared by the seeds it trained in lockstep
+        measured = {phase: value / group for phase, value in measured.items()}
     fits = None
     if cfg.run.algo == "mbpo":
         fits = {step: epochs for step, epochs, _ in read_fits(folder / "model.csv")}
     return cfg, measured, meta, fits
 
 
-def elsewhere(meta: dict, device: torch.device, threads: int) -> str:
+def lockstep_seeds(meta: dict, folder: Path) -> int:
+    """How many seeds the run's process trained in lockstep (1 for a run trained alone)."""
+    lockstep = meta.get("lockstep")
+    if lockstep is None:
+        return 1
+    seeds = lockstep.get("seeds") if isinstance(lockstep, dict) else None
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"{folder}/metadata.json: its 'lockstep' names no list of seeds")
+    return len(seeds)
+
+
+def elsewhere(meta: dict, device: torch.device, threads: int, seeds_per_job: int = 1) -> str:
     """How a finished run's machine differed from this one (device, CPU, threads): its times
-    compare with this projection only where it ran here, alone on its core."""
+    compare with this projection only where it ran here, alone on its core, at as many seeds per
+    process as projected."""
     notes = []
+    group = lockstep_seeds(meta, Path("."))
+    if group != seeds_per_job:
+        notes.append(f"trained {group} seed(s) per process, projected at {seeds_per_job}")
     if meta.get("device") != device.type:
         notes.append(f"ran on {meta.get('device')}")
     elif device.type == "cpu":
@@ -471,7 +490,7 @@ def main() -> None:
             projected = project(cfg, timer, epochs, fits)
             cells = [f"{projected[p]:>7.0f}/{measured[p]:<7.0f}" for p in PHASES]
             total_p, total_m = sum(projected.values()), sum(measured.values())
-            note = elsewhere(meta, device, args.threads)
+            note = elsewhere(meta, device, args.threads, args.seeds_per_job)
             label = "/".join(folder.resolve().parts[-5:])  # env/algo/variant/device/seed
             print(
                 f"{label:<42} " + " ".join(cells) + f" {total_p:>7.0f}/{total_m:<7.0f}  {total_p / total_m:.2f}{note}"

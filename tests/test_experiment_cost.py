@@ -118,6 +118,7 @@ def test_a_finished_run_that_cannot_be_checked_is_named_in_one_error(cost, tmp_p
         "nan": ({"seconds": {"update": "x"}}, "not a number"),
         "quote": ({"command": "python -m mbpo train --env 'Hopper"}, "does not parse"),
         "other": ({"command": "python train.py"}, "not a `python -m mbpo train` command"),
+        "group": ({"lockstep": {"seeds": []}}, "its 'lockstep' names no list of seeds"),
     }
     for name, (change, message) in cases.items():
         run = tmp_path / name
@@ -132,7 +133,8 @@ def test_a_finished_run_that_cannot_be_checked_is_named_in_one_error(cost, tmp_p
 def test_the_script_plans_times_and_checks_a_finished_run(tmp_path):
     """The smoke experiment (every env and algorithm of config/paper.yaml at tiny sizes), checked
     against a committed finished run: one row per planned (env, algo, variant), a check row."""
-    run = ROOT / "results/validation/runs/InvertedPendulum-v5/sac/utd1/cpu/seed0"
+    alone = ROOT / "results/validation/runs/InvertedDoublePendulum-v5/sac/utd1/cpu/seed0"
+    grouped = ROOT / "results/validation/runs/InvertedPendulum-v5/sac/utd1/cpu/seed0"  # 10 in lockstep
     cmd = [
         sys.executable,
         str(ROOT / "benchmarks/experiment_cost.py"),
@@ -144,14 +146,19 @@ def test_the_script_plans_times_and_checks_a_finished_run(tmp_path):
         "2000",
         "4000",
         "--check",
-        str(run),
+        str(alone),
+        str(grouped),
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    check = [line for line in out.splitlines() if line.startswith("InvertedDoublePendulum-v5/sac/utd1/cpu/seed0 ")]
+    assert len(check) == 1 and re.search(r" \d+/209 +\d+\.\d\d( |$)", check[0]), out  # its phases: 209.3 s
+    # a seed trained among 10 in lockstep: its process's 5578 s / 10, and said so
     check = [line for line in out.splitlines() if line.startswith("InvertedPendulum-v5/sac/utd1/cpu/seed0 ")]
-    assert len(check) == 1 and re.search(r" \d+/230 +\d+\.\d\d( |$)", check[0]), out  # its phases: 230.3 s
+    assert len(check) == 1 and re.search(r" \d+/558 +\d+\.\d\d ", check[0]), out
+    assert "trained 10 seed(s) per process, projected at 1" in check[0], out
     rows = [
         line.split()
         for line in out.splitlines()
