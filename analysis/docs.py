@@ -24,6 +24,7 @@ from typing import Callable
 
 import pandas as pd
 
+from analysis.runs import lockstep_share
 from mbpo.record import write_atomic
 from mbpo.usage import OneLineParser
 from plan.experiment import load_yaml
@@ -88,8 +89,7 @@ def validation_returns() -> str:
     hours = {}
     for m in metas:
         key = (m["env"], m["algo"])
-        together = len(m["lockstep"]["seeds"]) if m.get("lockstep") else 1  # a seed's share of its process
-        hours.setdefault(key, []).append(m["wall_seconds"] / together / 3600)
+        hours.setdefault(key, []).append(m["wall_seconds"] / lockstep_share(m, m["_path"] / "metadata.json") / 3600)
     lines = [
         "| env | algorithm | seeds | return at 0.5 x budget | return at the budget | original MBPO | hours per run |",
         "|---|---|---|---|---|---|---|",

@@ -200,12 +200,26 @@ def run_scores(evaluations: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def lockstep_share(meta: dict, source: Path | str) -> int:
+    """How many seeds shared the process that trained a run (its metadata's `lockstep.seeds`; 1
+    for a run trained alone): its clock and phase seconds are that process's, for all of them."""
+    lockstep = meta.get("lockstep")
+    if lockstep is None:
+        return 1
+    seeds = lockstep.get("seeds") if isinstance(lockstep, dict) else None
+    if not isinstance(seeds, list) or not seeds:
+        raise RunFolderError(f"{source}: its 'lockstep' names no list of seeds")
+    return len(seeds)
+
+
 def train_seconds_per_env_step(run_dir: Path) -> float:
-    """The training loop's own seconds per env step (evaluation excluded), from the metadata;
-    NaN where the run did not record it."""
-    value = metadata(run_dir).get("seconds_per_env_step")
+    """The training loop's own seconds per env step and seed (evaluation excluded), from the
+    metadata: a seed trained in lockstep counts its process's time divided by the seeds it
+    trained; NaN where the run did not record it."""
+    meta = metadata(run_dir)
+    value = meta.get("seconds_per_env_step")
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    return float(value) if ok else math.nan
+    return float(value) / lockstep_share(meta, Path(run_dir) / METADATA_FILE) if ok else math.nan
 
 
 def read_json_object(path: Path, error: type[Exception] = RunFolderError) -> dict:

@@ -324,7 +324,7 @@ def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict, di
     MBPO its model fits' epochs (env step -> epochs, from its model.csv)."""
     import shlex
 
-    from analysis.runs import RunFolderError, metadata
+    from analysis.runs import RunFolderError, lockstep_share, metadata
     from mbpo.cli import ArgumentError, config_from_args
 
     try:
@@ -351,7 +351,10 @@ def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict, di
         raise ValueError(f"{folder}/metadata.json: its 'seconds' hold a value that is not a number") from None
     if not 0 < sum(measured.values()) < np.inf:
         raise ValueError(f"{folder}/metadata.json: its 'seconds' do not add up to a time > 0")
-    group = lockstep_seeds(meta, folder)
+    try:
+        group = lockstep_share(meta, folder / "metadata.json")
+    except RunFolderError as exc:
+        raise ValueError(str(exc)) from None
     if group > 1:  # the seconds are its process's, shared by the seeds it trained in lockstep
         measured = {phase: value / group for phase, value in measured.items()}
     fits = None
@@ -360,23 +363,14 @@ def load_finished(folder: Path) -> tuple[TrainConfig, dict[str, float], dict, di
     return cfg, measured, meta, fits
 
 
-def lockstep_seeds(meta: dict, folder: Path) -> int:
-    """How many seeds the run's process trained in lockstep (1 for a run trained alone)."""
-    lockstep = meta.get("lockstep")
-    if lockstep is None:
-        return 1
-    seeds = lockstep.get("seeds") if isinstance(lockstep, dict) else None
-    if not isinstance(seeds, list) or not seeds:
-        raise ValueError(f"{folder}/metadata.json: its 'lockstep' names no list of seeds")
-    return len(seeds)
-
-
 def elsewhere(meta: dict, device: torch.device, threads: int, seeds_per_job: int = 1) -> str:
     """How a finished run's machine differed from this one (device, CPU, threads): its times
     compare with this projection only where it ran here, alone on its core, at as many seeds per
     process as projected."""
     notes = []
-    group = lockstep_seeds(meta, Path("."))
+    from analysis.runs import lockstep_share
+
+    group = lockstep_share(meta, "metadata.json")
     if group != seeds_per_job:
         notes.append(f"trained {group} seed(s) per process, projected at {seeds_per_job}")
     if meta.get("device") != device.type:

@@ -172,6 +172,25 @@ def test_each_column_has_one_meaning_and_both_timings_are_there(tmp_path):
         assert old not in row.index
 
 
+def test_a_seed_trained_in_lockstep_counts_its_share_of_its_process(tmp_path, capsys):
+    """Seeds in lockstep record their process's seconds per env step: each counts 1/S of it."""
+    steps = [0, 200, 400]
+    runs = [
+        make_run(tmp_path, "sac", "utd1", s, steps, [-900.0, -500.0, -300.0], seconds_per_env_step=0.006)
+        for s in range(3)
+    ]
+    for run in runs[:2]:  # seeds 0 and 1 trained together, seed 2 alone
+        meta = json.loads((run / "metadata.json").read_text())
+        (run / "metadata.json").write_text(json.dumps({**meta, "lockstep": {"seeds": [0, 1], "device": "cpu"}}))
+    assert aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 400)) == 0
+    row = pd.read_csv(tmp_path / "tables" / "summary.csv").iloc[0]
+    assert row.train_ms_per_env_step == pytest.approx((3.0 + 3.0 + 6.0) / 3)
+    meta = json.loads((runs[0] / "metadata.json").read_text())
+    (runs[0] / "metadata.json").write_text(json.dumps({**meta, "lockstep": {"seeds": "0,1"}}))
+    assert aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 400)) != 0
+    assert "seed0/metadata.json: its 'lockstep' names no list of seeds" in capsys.readouterr().err
+
+
 def test_tables_are_replaced_atomically(tmp_path, monkeypatch):
     """An interruption while the tables are being made leaves the old tables, whole."""
     steps = [0, 200, 400]
