@@ -25,9 +25,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plan.identity import GROUP, IDENTITY
+from plan.identity import GROUP, IDENTITY, job_seeds
 from plan.identity import name as run_name
-from analysis.runs import RunFolderError, error_line, identity, load_runs, run_scores, train_seconds_per_env_step
+from analysis.runs import (
+    METADATA_FILE,
+    RunFolderError,
+    error_line,
+    identity,
+    load_runs,
+    lockstep_share,
+    metadata,
+    run_scores,
+    train_seconds_per_env_step,
+)
 from analysis.stats import (
     interpolate_curve,
     iqm,
@@ -77,14 +87,21 @@ def group_curves(grid: np.ndarray, on_grid: pd.DataFrame, s: Settings) -> pd.Dat
 
 def benchmark_stats(run_dirs: list[Path], runs_root: Path, bench_root: Path) -> pd.DataFrame:
     """Snakemake's benchmark record of each run (whole job: start-up, training, evaluation):
-    seconds and peak resident memory; a run without a record is left out."""
+    seconds and peak resident memory; a run without a record is left out. A seed trained in
+    lockstep reads its job's record (`seeds0-1-2.tsv`): its share of the seconds (the job's / its
+    seeds) and the job's peak memory."""
     rows = []
     for run_dir in run_dirs:
         try:
             rel = Path(run_dir).resolve().relative_to(Path(runs_root).resolve())
         except ValueError:
             continue  # a run outside --runs-root has no benchmark record
-        tsv = bench_root / rel.parent / f"{rel.name}.tsv"
+        meta = metadata(run_dir)
+        share = lockstep_share(meta, Path(run_dir) / METADATA_FILE)
+        if share > 1:
+            tsv = bench_root / rel.parent / f"seeds{job_seeds(meta['lockstep']['seeds'])}.tsv"
+        else:
+            tsv = bench_root / rel.parent / f"{rel.name}.tsv"
         if tsv.is_file():
             try:
                 bench = pd.read_csv(tsv, sep="\t")
@@ -98,7 +115,7 @@ def benchmark_stats(run_dirs: list[Path], runs_root: Path, bench_root: Path) -> 
                 ValueError,
             ):
                 raise RunFolderError(f"{tsv} is not a Snakemake benchmark record (columns s, max_rss)") from None
-            rows.append({"path": rel.as_posix(), "bench_seconds": seconds, "max_rss_mb": rss})
+            rows.append({"path": rel.as_posix(), "bench_seconds": seconds / share, "max_rss_mb": rss})
     return pd.DataFrame(rows, columns=["path", "bench_seconds", "max_rss_mb"])
 
 

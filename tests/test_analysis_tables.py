@@ -182,9 +182,15 @@ def test_a_seed_trained_in_lockstep_counts_its_share_of_its_process(tmp_path, ca
     for run in runs[:2]:  # seeds 0 and 1 trained together, seed 2 alone
         meta = json.loads((run / "metadata.json").read_text())
         (run / "metadata.json").write_text(json.dumps({**meta, "lockstep": {"seeds": [0, 1], "device": "cpu"}}))
+    bench = tmp_path / "benchmarks" / "Pendulum-v1" / "sac" / "utd1" / "cpu"
+    bench.mkdir(parents=True)
+    for name, seconds, rss in (("seeds0-1", 8.0, 300), ("seed2", 4.0, 200), ("seed0", 100.0, 900)):  # seed0: stale
+        (bench / f"{name}.tsv").write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:01\t{rss}\n")
     assert aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 400)) == 0
     row = pd.read_csv(tmp_path / "tables" / "summary.csv").iloc[0]
     assert row.train_ms_per_env_step == pytest.approx((3.0 + 3.0 + 6.0) / 3)
+    assert row.job_ms_per_env_step == pytest.approx(1e3 * 4.0 / 400)  # the job's 8 s shared by 2 seeds
+    assert row.peak_rss_mb == 300  # the lockstep job's process
     meta = json.loads((runs[0] / "metadata.json").read_text())
     (runs[0] / "metadata.json").write_text(json.dumps({**meta, "lockstep": {"seeds": "0,1"}}))
     assert aggregate.main(aggregate_args(runs, tmp_path, tmp_path / "tables", 400)) != 0
