@@ -112,7 +112,7 @@ def validation_returns() -> str:
         )
     lines += [
         "",
-        "IQM over seeds with its 95% stratified-bootstrap interval; with 3 seeds the IQM is their mean and the "
+        "IQM over seeds with its 95% stratified-bootstrap interval; with 3 seeds or fewer the IQM is their mean and the "
         "interval their range, written `mean (min to max)`. Original MBPO: read off the paper's figure (-v2 envs). "
         "Hours per run: the training's wall-clock on one CPU thread, over all of its processes (a seed trained in "
         "lockstep: its process's wall-clock divided by the seeds it trained; runs trained beside other work take "
