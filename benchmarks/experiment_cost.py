@@ -367,10 +367,10 @@ def elsewhere(meta: dict, device: torch.device, threads: int, seeds_per_job: int
     """How a finished run's machine differed from this one (device, CPU, threads): its times
     compare with this projection only where it ran here, alone on its core, at as many seeds per
     process as projected."""
-    notes = []
     from analysis.runs import lockstep_share
 
-    group = lockstep_share(meta, "metadata.json")
+    notes = []
+    group = lockstep_share(meta, "metadata.json")  # load_finished has checked it
     if group != seeds_per_job:
         notes.append(f"trained {group} seed(s) per process, projected at {seeds_per_job}")
     if meta.get("device") != device.type:
