@@ -35,9 +35,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from plan.identity import label  # noqa: E402
+from analysis.figures import save_figure  # noqa: E402
 from analysis.runs import RunFolderError, error_line, identity, load_runs, metadata, run_scores  # noqa: E402
 from analysis.stats import normalized_auc, rank_shift_test  # noqa: E402
-from mbpo.record import atomic_file, write_atomic  # noqa: E402
+from mbpo.record import write_atomic  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
 
 OURS, THEIRS = ("sac", "utd1"), ("sb3_sac", "utd1")
@@ -176,11 +177,7 @@ def figure(scores: pd.DataFrame, out: Path) -> None:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)  # off the curves
     fig.suptitle("SAC cross-check: this harness's SAC and Stable-Baselines3's, same settings (thin: one seed each)")
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "pdf"):
-        with atomic_file(out / f"crosscheck.{ext}", "wb") as handle:
-            fig.savefig(handle, format=ext, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, "crosscheck", dpi=120)
 
 
 def parse_margins(items: list[str]) -> dict[str, float]:

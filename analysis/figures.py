@@ -23,6 +23,7 @@ import seaborn as sns  # noqa: E402
 
 from plan.identity import GROUP, VariantError, label, rollout_label, rollout_order  # noqa: E402
 from analysis.runs import error_line  # noqa: E402
+from mbpo.record import atomic_file  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
 
 
@@ -172,11 +173,13 @@ def check_rollout_variants(summary: pd.DataFrame, path: Path) -> None:
             raise TableError(f"{path}: {exc}") from None
 
 
-def save(fig: plt.Figure, out: Path, name: str) -> None:
+def save_figure(fig: plt.Figure, out: Path, name: str, dpi: int = 150) -> None:
+    """`out/name.png` and `out/name.pdf`, each written to a temporary file and renamed into place,
+    the PDF without a timestamp, so the same data give byte-identical files; closes `fig`."""
     out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "pdf"):
-        # no timestamp in the PDF, so the same tables give the same file
-        fig.savefig(out / f"{name}.{ext}", dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
+        with atomic_file(out / f"{name}.{ext}", "wb") as handle:
+            fig.savefig(handle, format=ext, dpi=dpi, metadata={"CreationDate": None} if ext == "pdf" else None)
     plt.close(fig)
 
 
@@ -193,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sns.set_theme(style="whitegrid", palette="colorblind")
     try:
-        save(sample_efficiency(curves), args.out, "sample_efficiency")
-        save(rollout_ablation(summary), args.out, "rollout_ablation")
-        save(wallclock(evaluations, curves), args.out, "wallclock")
+        save_figure(sample_efficiency(curves), args.out, "sample_efficiency")
+        save_figure(rollout_ablation(summary), args.out, "rollout_ablation")
+        save_figure(wallclock(evaluations, curves), args.out, "wallclock")
         if summary.device.nunique() > 1:
-            save(devices(summary), args.out, "devices")
+            save_figure(devices(summary), args.out, "devices")
     except OSError as exc:
         print(f"{parser.prog}: error: {error_line(exc)}", file=sys.stderr)
         return 2

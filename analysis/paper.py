@@ -37,10 +37,11 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from plan.identity import PAPER_VARIANT, label, rollout_label, rollout_length, rollout_order  # noqa: E402
+from analysis.figures import save_figure  # noqa: E402
 from analysis.runs import RunFolderError, error_line, load_runs, run_scores  # noqa: E402
 from analysis.stats import interpolate_curve, iqm, stratified_bootstrap_ci  # noqa: E402
 from mbpo.config import PAPER_ENVS, env_name  # noqa: E402
-from mbpo.record import atomic_file, write_atomic  # noqa: E402
+from mbpo.record import write_atomic  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
 
 # The paper's MBPO return at its full budget, read off its Figure 2 (approximate; -v2 envs):
@@ -308,14 +309,6 @@ def ablation_figure(scores: pd.DataFrame, budget: dict[str, int], points: int, s
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig: plt.Figure, out: Path, name: str) -> None:
-    """PNG and PDF, each written to a temporary file and renamed into place."""
-    for ext in ("png", "pdf"):
-        with atomic_file(out / f"{name}.{ext}", "wb") as handle:
-            fig.savefig(handle, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
-    plt.close(fig)
 
 
 def make(

@@ -4,6 +4,7 @@ SAC config's settings and the harness's protocol, and `analysis.crosscheck`'s ve
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,19 @@ def test_runs_of_other_settings_are_refused_in_one_line(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "not run with the same settings (sac.gamma: 0.99 vs 0.98)" in err
     assert crosscheck.main([*args, "--margin", "Hopper-v5=-1"]) == 2
     assert "--margin 'Hopper-v5=-1': expected ENV=VALUE" in capsys.readouterr().err
+
+
+def test_the_same_runs_give_byte_identical_tables_and_figures(tmp_path):
+    """No timestamp in the PDF (or anywhere): redrawing committed runs changes no committed file."""
+    base = [500.0, 510.0, 490.0]
+    verdicts(tmp_path, base, base)
+    first = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "t").iterdir()}
+    first |= {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "f").iterdir()}
+    assert {p.suffix for p in first} == {".csv", ".md", ".png", ".pdf"}
+    time.sleep(1.1)  # the PDF's CreationDate has one-second resolution
+    verdicts_again = crosscheck.main(
+        ["--runs", *map(str, sorted((tmp_path / "runs").glob("*/*/*/*/seed*"))), "--tables", str(tmp_path / "t"),
+         "--figures", str(tmp_path / "f"), "--margin", "Hopper-v5=100"]
+    )  # fmt: skip
+    assert verdicts_again == 0
+    assert {p: (tmp_path / p).read_bytes() for p in first} == first
