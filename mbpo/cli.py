@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import signal
 import sys
 import threading
@@ -17,7 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from mbpo.config import PRESETS, SECTIONS, TrainConfig, build_config, paper_table
+from mbpo.config import PRESETS, SB3_MISSING, SECTIONS, TrainConfig, build_config, paper_table
 from mbpo.flags import flag, show
 from mbpo.usage import EXIT_USAGE, ArgumentError
 from mbpo.usage import OneLineParser as _Parser
@@ -186,6 +187,9 @@ def _resolve(namespace: argparse.Namespace) -> tuple[TrainConfig, tuple[int, int
             build_config({**overrides, "seed": seed})
         overrides["seed"] = seeds[0]
     cfg = build_config(overrides)
+    # found, not imported (SB3 imports torch): the plan of a pipeline refuses its runs up front
+    if cfg.run.algo == "sb3_sac" and importlib.util.find_spec("stable_baselines3") is None:
+        raise ValueError(SB3_MISSING)
     return cfg, check_env(cfg)
 
 

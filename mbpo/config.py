@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ALGOS = ("sac", "mbpo", "sb3_sac")  # sb3_sac: Stable-Baselines3's SAC with the SAC config (mbpo.sb3)
+SB3_MISSING = "--algo sb3_sac needs Stable-Baselines3: pip install -c constraints.txt -e '.[crosscheck]'"
 DEVICES = ("cpu", "cuda", "auto")
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mbpo.config import TrainConfig
+from mbpo.config import SB3_MISSING, TrainConfig
 from mbpo.envs import make_env
 from mbpo.progress import Progress
 from mbpo.record import RunWriter
@@ -56,9 +56,7 @@ def _import_sb3():
     try:
         import stable_baselines3
     except ImportError:
-        raise UsageError(
-            "--algo sb3_sac needs Stable-Baselines3: pip install -c constraints.txt -e '.[crosscheck]'"
-        ) from None
+        raise UsageError(SB3_MISSING) from None
     return stable_baselines3
 
 

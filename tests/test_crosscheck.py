@@ -3,6 +3,7 @@ SAC config's settings and the harness's protocol, and `analysis.crosscheck`'s ve
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 import subprocess
@@ -17,8 +18,11 @@ from runfiles import assert_same_run
 from analysis import crosscheck
 from analysis.runs import load_runs
 from mbpo.cli import config_from_args
+from mbpo.cli import main as cli_main
 from mbpo.record import verify_run_files
 from mbpo.sb3 import sb3_kwargs
+from plan.experiment import ExperimentError
+from plan.experiment import runs as experiment_runs
 
 SB3_ARGS = [
     "--algo",
@@ -171,3 +175,28 @@ def test_the_same_runs_give_byte_identical_tables_and_figures(tmp_path):
     )  # fmt: skip
     assert verdicts_again == 0
     assert {p: (tmp_path / p).read_bytes() for p in first} == first
+
+
+def test_without_sb3_its_runs_are_refused_at_planning_and_at_the_cli_in_one_line(tmp_path, monkeypatch, capsys):
+    """A pipeline with sb3_sac runs fails before any job starts, naming the extra to install,
+    instead of each training job failing into its own log."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "stable_baselines3" else real(name, *a)
+    )
+    config = {
+        "envs": ["Pendulum-v1"],
+        "seeds": [0],
+        "devices": ["cpu"],
+        "evaluation": {"every": 100, "episodes": 2},
+        "algorithms": {"sac": {"total_steps": 200}, "sb3_sac": {"total_steps": 200}},
+    }
+    with pytest.raises(
+        ExperimentError, match=r"algorithms\.sb3_sac .*needs Stable-Baselines3: pip install .*\[crosscheck\]"
+    ):
+        experiment_runs(config)
+    out = tmp_path / "run"
+    assert cli_main(["train", *SB3_ARGS, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs Stable-Baselines3" in err[0] and not out.exists()
+    assert experiment_runs({**config, "algorithms": {"sac": {"total_steps": 200}}})  # nothing else needs it
