@@ -3,7 +3,7 @@ with the same settings and evaluation protocol (`--algo sb3_sac`, `mbpo.sb3`).
 
     python -m analysis.crosscheck --runs RUN_DIR ... --tables DIR --figures DIR --margin ENV=M ...
 
-Per env, the runs of group `sac/utd1` (this SAC) and `sb3_sac/utd1` (SB3's) must share one SAC
+Runs of other groups among `--runs` are left out (and counted on stderr). Per env, the runs of group `sac/utd1` (this SAC) and `sb3_sac/utd1` (SB3's) must share one SAC
 config (every field of the `sac` section, and the run length, evaluation and env): otherwise the
 comparison is refused. Two metrics per run:
 - `return_at_budget`: the mean evaluation return at the run's last step (its budget);
@@ -209,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         runs = [d for d in args.runs if (identity(d)["algo"], identity(d)["variant"]) in (OURS, THEIRS)]
         if not runs:
             raise CrosscheckError(f"none of the {len(args.runs)} runs is a {'/'.join(OURS)} or {'/'.join(THEIRS)} run")
+        if len(runs) < len(args.runs):  # a glob over a results folder is fine; say what it left out
+            print(
+                f"{parser.prog}: {len(args.runs) - len(runs)} of the {len(args.runs)} runs are neither "
+                f"{'/'.join(OURS)} nor {'/'.join(THEIRS)}: left out",
+                file=sys.stderr,
+            )
         check_same_settings(runs)
         scores = run_scores(load_runs(runs))
         table = compare(run_metrics(scores), margins, args.alpha)

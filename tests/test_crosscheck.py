@@ -200,3 +200,14 @@ def test_without_sb3_its_runs_are_refused_at_planning_and_at_the_cli_in_one_line
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs Stable-Baselines3" in err[0] and not out.exists()
     assert experiment_runs({**config, "algorithms": {"sac": {"total_steps": 200}}})  # nothing else needs it
+
+
+def test_runs_of_other_groups_are_left_out_and_counted(tmp_path, capsys):
+    runs = [make_run(tmp_path, "Hopper-v5", algo, s, 500.0 + s) for algo in ("sac", "sb3_sac") for s in range(3)]
+    other = make_run(tmp_path, "Hopper-v5", "mbpo", 0, 900.0)
+    args = ["--tables", str(tmp_path / "t"), "--figures", str(tmp_path / "f"), "--margin", "Hopper-v5=100"]
+    assert crosscheck.main(["--runs", *map(str, [*runs, other]), *args]) == 0
+    assert "1 of the 7 runs are neither sac/utd1 nor sb3_sac/utd1: left out" in capsys.readouterr().err
+    with_other = (tmp_path / "t" / "crosscheck.csv").read_bytes()
+    assert crosscheck.main(["--runs", *map(str, runs), *args]) == 0
+    assert capsys.readouterr().err == "" and (tmp_path / "t" / "crosscheck.csv").read_bytes() == with_other
