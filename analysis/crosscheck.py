@@ -3,19 +3,24 @@ with the same settings and evaluation protocol (`--algo sb3_sac`, `mbpo.sb3`).
 
     python -m analysis.crosscheck --runs RUN_DIR ... --tables DIR --figures DIR --margin ENV=M ...
 
-Runs of other groups among `--runs` are left out (and counted on stderr). Per env, the runs of group `sac/utd1` (this SAC) and `sb3_sac/utd1` (SB3's) must share one SAC
+Runs of other groups among `--runs`, and envs with runs of one SAC only, are left out (and named on
+stderr). Per env, the runs of group `sac/utd1` (this SAC) and `sb3_sac/utd1` (SB3's) must share one SAC
 config (every field of the `sac` section, and the run length, evaluation and env): otherwise the
 comparison is refused. Two metrics per run:
 - `return_at_budget`: the mean evaluation return at the run's last step (its budget);
 - `auc`: the area under its evaluation curve over the whole run, divided by the run's env steps
   (the average return while learning).
-The difference is SB3 minus this SAC, as the Hodges-Lehmann shift (the median of all pairwise
-differences) with its `1 - 2 alpha` interval from inverting the exact Wilcoxon-Mann-Whitney test
-(`analysis.stats.rank_shift_test`): that interval inside (-margin, +margin) is the two one-sided
-tests of equivalence at level `alpha` each. Verdicts: `equivalent` (interval inside the margin),
-`SB3 higher` / `SB3 lower` (interval wholly beyond +margin / -margin: they differ by more than the
-margin), `inconclusive` (the interval crosses a margin: more seeds needed to tell). The margin is
-given per env in return units, before looking at the runs (`config/crosscheck.yaml`).
+The difference is SB3 minus this SAC, with two `1 - 2 alpha` intervals: the difference of means
+with its percentile bootstrap interval (`analysis.stats.mean_difference_ci`), and the
+Hodges-Lehmann shift (the median of all pairwise differences) with its interval from inverting the
+exact Wilcoxon-Mann-Whitney test (`analysis.stats.rank_shift_test`). An interval inside (-margin,
++margin) is the two one-sided tests of equivalence at level `alpha` each. Verdicts: `equivalent`
+(both intervals inside the margin), `SB3 higher` / `SB3 lower` (both wholly beyond +margin /
+-margin: they differ by more than the margin), `inconclusive` (otherwise: more seeds needed to
+tell). Both are asked because each fails where the other holds: the rank interval narrows to
+nothing when most runs tie at a capped return (InvertedPendulum's 1000), and the means' interval
+is pulled by one outlying run. The margin is given per env in return units and applies to both
+metrics (`config/crosscheck.yaml`).
 
 Writes `tables/crosscheck.{csv,md}` and `figures/crosscheck.{png,pdf}` (every run's curve and
 each implementation's mean curve, per env).
@@ -37,7 +42,7 @@ import seaborn as sns  # noqa: E402
 from plan.identity import label  # noqa: E402
 from analysis.figures import save_figure  # noqa: E402
 from analysis.runs import RunFolderError, error_line, identity, load_runs, metadata, run_scores  # noqa: E402
-from analysis.stats import normalized_auc, rank_shift_test  # noqa: E402
+from analysis.stats import mean_difference_ci, normalized_auc, rank_shift_test  # noqa: E402
 from mbpo.record import write_atomic  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
 
@@ -89,17 +94,21 @@ def run_metrics(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["env", "algo", "variant", "device", "seed", "budget", *METRICS])
 
 
-def verdict(low: float, high: float, margin: float) -> str:
-    if -margin < low and high < margin:
+def verdict(intervals: list[tuple[float, float]], margin: float) -> str:
+    """`equivalent` when every interval lies inside (-margin, margin), `SB3 higher` / `SB3 lower`
+    when every one lies wholly beyond +margin / -margin, else `inconclusive`."""
+    if all(-margin < low and high < margin for low, high in intervals):
         return "equivalent"
-    if low >= margin:
+    if all(low >= margin for low, _ in intervals):
         return "SB3 higher"
-    if high <= -margin:
+    if all(high <= -margin for _, high in intervals):
         return "SB3 lower"
     return "inconclusive"
 
 
-def compare(metrics: pd.DataFrame, margins: dict[str, float], alpha: float) -> pd.DataFrame:
+def compare(
+    metrics: pd.DataFrame, margins: dict[str, float], alpha: float, samples: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     rows = []
     for env in sorted(metrics.env.unique()):
         data = metrics[metrics.env == env]
@@ -116,6 +125,7 @@ def compare(metrics: pd.DataFrame, margins: dict[str, float], alpha: float) -> p
         budget = int(budgets.pop())
         for metric in METRICS:
             test = rank_shift_test(ours[metric].to_numpy(), theirs[metric].to_numpy(), alpha)
+            diff, low, high = mean_difference_ci(ours[metric], theirs[metric], 1 - 2 * alpha, samples, seed)
             rows.append(
                 {
                     "env": env,
@@ -125,13 +135,16 @@ def compare(metrics: pd.DataFrame, margins: dict[str, float], alpha: float) -> p
                     "seeds_sb3": len(theirs),
                     "mean_sac": ours[metric].mean(),
                     "mean_sb3": theirs[metric].mean(),
+                    "mean_sb3_minus_sac": diff,
+                    "mean_ci_low": low,
+                    "mean_ci_high": high,
                     "shift_sb3_minus_sac": test.shift,
                     "ci_low": test.low,
                     "ci_high": test.high,
                     "confidence": 1 - 2 * alpha,
                     "margin": margins[env],
-                    "excludes_zero": bool(test.low > 0 or test.high < 0),
-                    "verdict": verdict(test.low, test.high, margins[env]),
+                    "excludes_zero": bool((test.low > 0 or test.high < 0) and (low > 0 or high < 0)),
+                    "verdict": verdict([(test.low, test.high), (low, high)], margins[env]),
                 }
             )
     return pd.DataFrame(rows)
@@ -139,22 +152,24 @@ def compare(metrics: pd.DataFrame, margins: dict[str, float], alpha: float) -> p
 
 def markdown(table: pd.DataFrame) -> str:
     lines = [
-        "| env | metric (budget) | this SAC: mean [seeds] | SB3 SAC: mean [seeds] | SB3 - this SAC "
-        "(interval) | margin | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| env | metric (budget) | this SAC: mean [seeds] | SB3 SAC: mean [seeds] | SB3 - this SAC: means "
+        "(interval) | SB3 - this SAC: HL shift (interval) | margin | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
-        interval = f"{r.shift_sb3_minus_sac:.0f} ({r.ci_low:.0f}, {r.ci_high:.0f})"
+        means = f"{r.mean_sb3_minus_sac:.0f} ({r.mean_ci_low:.0f}, {r.mean_ci_high:.0f})"
+        shift = f"{r.shift_sb3_minus_sac:.0f} ({r.ci_low:.0f}, {r.ci_high:.0f})"
         lines.append(
             f"| {r.env} | {r.metric} ({r.budget}) | {r.mean_sac:.0f} [{r.seeds_sac}] | {r.mean_sb3:.0f} "
-            f"[{r.seeds_sb3}] | {interval} | ±{r.margin:g} | {r.verdict} |"
+            f"[{r.seeds_sb3}] | {means} | {shift} | ±{r.margin:g} | {r.verdict} |"
         )
     confidence = table.confidence.iloc[0]
     lines += [
         "",
-        f"Hodges-Lehmann shift with its {confidence:.0%} interval (exact rank test inverted): inside ±margin is "
-        "equivalence by two one-sided tests; wholly beyond it, a difference larger than the margin; crossing it, "
-        "inconclusive at these seeds.",
+        f"Two {confidence:.0%} intervals of SB3 minus this SAC: the difference of means (bootstrap) and the "
+        "Hodges-Lehmann shift (exact rank test inverted). Equivalent: both inside ±margin (two one-sided tests by "
+        "each); SB3 higher or lower: both wholly beyond it; otherwise inconclusive at these seeds. The rank interval "
+        "alone narrows to nothing when most runs tie at a capped return; the interval of means does not.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -197,13 +212,24 @@ def parse_margins(items: list[str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m analysis.crosscheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="complete run folders of both SACs")
-    parser.add_argument("--tables", type=Path, required=True)
-    parser.add_argument("--figures", type=Path, required=True)
-    parser.add_argument("--margin", nargs="+", required=True, help="ENV=VALUE: the equivalence margin, return units")
-    parser.add_argument("--alpha", type=float, default=0.05, help="level of each one-sided test (default 0.05)")
+    parser.add_argument("--tables", type=Path, required=True, help="folder for crosscheck.csv and crosscheck.md")
+    parser.add_argument("--figures", type=Path, required=True, help="folder for crosscheck.png and crosscheck.pdf")
+    parser.add_argument(
+        "--margin",
+        nargs="+",
+        required=True,
+        help="ENV=VALUE: the equivalence margin per env, return units, both metrics",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="level of each one-sided test; the intervals are 1 - 2 alpha (0.05)"
+    )
+    parser.add_argument("--bootstrap-samples", type=int, default=2000, help="resamples of the means' interval (2000)")
+    parser.add_argument("--seed", type=int, default=0, help="the bootstrap's generator seed (0)")
     args = parser.parse_args(argv)
     if not 0 < args.alpha < 0.5:
         parser.error(f"--alpha must be in (0, 0.5), got {args.alpha}")
+    if args.bootstrap_samples < 100:
+        parser.error(f"--bootstrap-samples must be at least 100, got {args.bootstrap_samples}")
     try:
         margins = parse_margins(args.margin)
         runs = [d for d in args.runs if (identity(d)["algo"], identity(d)["variant"]) in (OURS, THEIRS)]
@@ -215,9 +241,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'/'.join(OURS)} nor {'/'.join(THEIRS)}: left out",
                 file=sys.stderr,
             )
+        sides: dict[str, set] = {}
+        for run in runs:
+            sides.setdefault(identity(run)["env"], set()).add(identity(run)["algo"])
+        one_sided = sorted(env for env, algos in sides.items() if len(algos) < 2)
+        if len(one_sided) == len(sides):
+            raise CrosscheckError(f"no env has runs of both {'/'.join(OURS)} and {'/'.join(THEIRS)}")
+        if one_sided:
+            runs = [run for run in runs if identity(run)["env"] not in one_sided]
+            print(f"{parser.prog}: {', '.join(one_sided)}: runs of one SAC only, left out", file=sys.stderr)
         check_same_settings(runs)
         scores = run_scores(load_runs(runs))
-        table = compare(run_metrics(scores), margins, args.alpha)
+        table = compare(run_metrics(scores), margins, args.alpha, args.bootstrap_samples, args.seed)
         args.tables.mkdir(parents=True, exist_ok=True)
         write_atomic(args.tables / "crosscheck.csv", table.to_csv(index=False))
         write_atomic(args.tables / "crosscheck.md", markdown(table))

@@ -148,6 +148,11 @@ def test_equal_sacs_are_equivalent_and_a_far_one_differs(tmp_path):
     assert table.loc["return_at_budget", "shift_sb3_minus_sac"] == pytest.approx(400, abs=15)
     table = verdicts(tmp_path / "noisy", [0, 1000, 0, 1000, 500], [1000, 0, 1000, 0, 500])
     assert table.loc["return_at_budget", "verdict"] == "inconclusive"
+    # most runs tied at a capped return: the rank interval is (0, 0), the means' is wide
+    capped = verdicts(tmp_path / "capped", [1000] * 7 + [148, 181, 120], [1000] * 8 + [160, 140])
+    row = capped.loc["return_at_budget"]
+    assert (row.ci_low, row.ci_high) == (0, 0) and row.mean_ci_low < -100 and row.mean_ci_high > 100
+    assert row.verdict == "inconclusive"
 
 
 def test_runs_of_other_settings_are_refused_in_one_line(tmp_path, capsys):
@@ -205,9 +210,14 @@ def test_without_sb3_its_runs_are_refused_at_planning_and_at_the_cli_in_one_line
 def test_runs_of_other_groups_are_left_out_and_counted(tmp_path, capsys):
     runs = [make_run(tmp_path, "Hopper-v5", algo, s, 500.0 + s) for algo in ("sac", "sb3_sac") for s in range(3)]
     other = make_run(tmp_path, "Hopper-v5", "mbpo", 0, 900.0)
+    alone = make_run(tmp_path, "Walker2d-v5", "sac", 0, 900.0)  # no SB3 run of this env
     args = ["--tables", str(tmp_path / "t"), "--figures", str(tmp_path / "f"), "--margin", "Hopper-v5=100"]
-    assert crosscheck.main(["--runs", *map(str, [*runs, other]), *args]) == 0
-    assert "1 of the 7 runs are neither sac/utd1 nor sb3_sac/utd1: left out" in capsys.readouterr().err
+    assert crosscheck.main(["--runs", *map(str, [*runs, other, alone]), *args]) == 0
+    err = capsys.readouterr().err
+    assert "1 of the 8 runs are neither sac/utd1 nor sb3_sac/utd1: left out" in err
+    assert "Walker2d-v5: runs of one SAC only, left out" in err
     with_other = (tmp_path / "t" / "crosscheck.csv").read_bytes()
     assert crosscheck.main(["--runs", *map(str, runs), *args]) == 0
     assert capsys.readouterr().err == "" and (tmp_path / "t" / "crosscheck.csv").read_bytes() == with_other
+    assert crosscheck.main(["--runs", str(alone), *args]) == 2
+    assert "no env has runs of both sac/utd1 and sb3_sac/utd1" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import pytest
 from analysis.stats import (
     interpolate_curve,
     iqm,
+    mean_difference_ci,
     normalized_auc,
     normalized_auc_until,
     probability_of_improvement,
@@ -113,3 +114,33 @@ def test_rank_test_rejects_non_finite_values():
 
     with pytest.raises(ValueError, match="non-finite"):
         rank_shift_test([1.0, 2.0], [float("-inf"), 1.0], alpha=0.05)
+
+
+def test_difference_of_means_interval_is_seeded_and_covers_at_about_the_nominal_rate():
+    x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([3.0, 5.0, 7.0])
+    diff, low, high = mean_difference_ci(x, y, 0.9, samples=500, seed=1)
+    assert diff == pytest.approx(2.5) and low < diff < high
+    assert mean_difference_ci(x, y, 0.9, samples=500, seed=1) == (diff, low, high)
+    assert mean_difference_ci(x, y, 0.9, samples=500, seed=2) != (diff, low, high)
+    rng = np.random.default_rng(7)
+    covered = 0
+    for trial in range(200):
+        a, b = rng.normal(0.0, 1.0, 25), rng.normal(1.0, 2.0, 25)
+        _, lo, hi = mean_difference_ci(a, b, 0.9, samples=400, seed=trial)
+        covered += lo <= 1.0 <= hi
+    assert 0.82 <= covered / 200 <= 0.96  # percentile bootstrap at n=25 covers a little under 90%
+    with pytest.raises(ValueError, match="non-finite"):
+        mean_difference_ci(x, np.array([1.0, np.nan]), 0.9)
+
+
+def test_ties_at_a_cap_leave_the_means_interval_wide_where_the_rank_interval_collapses():
+    """7 of 10 and 8 of 10 runs at a capped 1000, the others near 150: the rank interval is
+    exactly 0, while the difference of means is uncertain by hundreds."""
+    from analysis.stats import rank_shift_test
+
+    ours = np.array([1000.0] * 7 + [148.0, 181.0, 120.0])
+    theirs = np.array([1000.0] * 8 + [160.0, 140.0])
+    test = rank_shift_test(ours, theirs, 0.05)
+    assert (test.low, test.high) == (0.0, 0.0)
+    _, low, high = mean_difference_ci(ours, theirs, 0.9, samples=2000, seed=0)
+    assert low < -100 and high > 100

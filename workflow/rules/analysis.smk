@@ -97,6 +97,9 @@ rule crosscheck:
         tables=lambda wildcards, output: Path(output.table).parent,
         figures=lambda wildcards, output: Path(output.figure).parent,
         margins=lambda wildcards: [f"{env}={m}" for env, m in config["analysis"]["crosscheck_margin"].items()],
+        bootstrap=config["analysis"]["bootstrap_samples"],
+        seed=config["analysis"]["seed"],
     shell:
         "{params.python:q} -m analysis.crosscheck --runs {params.runs:q} --tables {params.tables:q} "
-        "--figures {params.figures:q} --margin {params.margins:q} > {log:q} 2>&1"
+        "--figures {params.figures:q} --margin {params.margins:q} --bootstrap-samples {params.bootstrap} "
+        "--seed {params.seed} > {log:q} 2>&1"
