@@ -12,6 +12,10 @@ and everything between them is replaced by `RENDERERS[NAME]()`, computed from fi
 `results/` (run folders, the tables the pipeline drew from them, benchmark records). Prose around
 the blocks states no measured number; a number edited by hand inside a block fails `--check`.
 Each block names the records it was rendered from, and each record its machine and command.
+
+The per-env validation figures a page shows (`docs/validation_<env>.png`, e.g.
+`validation_hopper.png`) are copies of the committed `results/validation/figures/
+paper_comparison_<Env-vN>.png` that `python -m analysis.paper` draws, kept the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Callable
 import pandas as pd
 
 from analysis.runs import lockstep_share
-from mbpo.record import write_atomic
+from mbpo.record import atomic_file, write_atomic
 from mbpo.usage import OneLineParser
 from plan.experiment import load_yaml
 from plan.identity import label
@@ -105,7 +109,8 @@ def validation_returns() -> str:
                 cells.append("")
         paper = f"~{r['paper_at_budget']:.0f} at {r['paper_budget']}" if pd.notna(r["paper_at_budget"]) else ""
         h = hours.get((r["env"], r["algo"]), [])
-        cost = f"{min(h):.2g}-{max(h):.2g}" if h else ""
+        low, high = (f"{min(h):.2g}", f"{max(h):.2g}") if h else ("", "")
+        cost = low if low == high else f"{low}-{high}"
         lines.append(
             f"| {r['env']} ({r['budget']} steps) | {LABELS[r['algo']]} | {r['at_1_runs']} | {cells[0]} | {cells[1]} "
             f"| {paper} | {cost} |"
@@ -346,6 +351,32 @@ RENDERERS: dict[str, Callable[[], str]] = {
 }
 
 
+DOC_FIGURE = re.compile(r"\]\((validation_([a-z0-9_]+)\.png)\)")
+
+
+def _snake(env_id: str) -> str:
+    """`InvertedDoublePendulum-v5` -> `inverted_double_pendulum`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", env_id.split("/")[-1].split("-v")[0]).lower()
+
+
+def doc_figures() -> dict[Path, Path]:
+    """Every `docs/validation_<env>.png` a page shows, and the committed figure it copies."""
+    sources = {
+        _snake(p.stem.removeprefix("paper_comparison_")): p
+        for p in (VALIDATION / "figures").glob("paper_comparison_*.png")
+    }
+    out = {}
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for name, env in DOC_FIGURE.findall(page.read_text()):
+            if env not in sources:
+                raise DocsError(
+                    f"{_rel(page)} shows {name}, but results/validation/figures has no paper_comparison_<env>.png "
+                    "of that env (python -m analysis.paper draws them)"
+                )
+            out[ROOT / "docs" / name] = sources[env]
+    return out
+
+
 def documents() -> list[Path]:
     return [ROOT / "README.md", ROOT / "config" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -373,12 +404,19 @@ def main(argv: list[str] | None = None) -> int:
                 stale.append(_rel(path))
                 if not args.check:
                     write_atomic(path, new)
+        for target, source in doc_figures().items():
+            data = source.read_bytes()
+            if not target.exists() or target.read_bytes() != data:
+                stale.append(_rel(target))
+                if not args.check:
+                    with atomic_file(target, "wb") as handle:
+                        handle.write(data)
     except (DocsError, OSError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     if args.check and stale:
         print(
-            f"{parser.prog}: generated blocks differ from the records in {', '.join(stale)}: "
+            f"{parser.prog}: generated blocks or figures differ from the records in {', '.join(stale)}: "
             "run `python -m analysis.docs` (never edit a generated block by hand)",
             file=sys.stderr,
         )

@@ -173,11 +173,11 @@ def check_rollout_variants(summary: pd.DataFrame, path: Path) -> None:
             raise TableError(f"{path}: {exc}") from None
 
 
-def save_figure(fig: plt.Figure, out: Path, name: str, dpi: int = 150) -> None:
-    """`out/name.png` and `out/name.pdf`, each written to a temporary file and renamed into place,
-    the PDF without a timestamp, so the same data give byte-identical files; closes `fig`."""
+def save_figure(fig: plt.Figure, out: Path, name: str, dpi: int = 150, exts: tuple[str, ...] = ("png", "pdf")) -> None:
+    """`out/name.png` and `out/name.pdf` (`exts`), each written to a temporary file and renamed into
+    place, the PDF without a timestamp, so the same data give byte-identical files; closes `fig`."""
     out.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "pdf"):
+    for ext in exts:
         with atomic_file(out / f"{name}.{ext}", "wb") as handle:
             fig.savefig(handle, format=ext, dpi=dpi, metadata={"CreationDate": None} if ext == "pdf" else None)
     plt.close(fig)

@@ -6,7 +6,8 @@ Writes:
 - `figures/paper_comparison.{png,pdf}`: a panel per environment, IQM evaluation return vs env
   steps with a 95% stratified-bootstrap band, MBPO (the paper's per-environment rollout schedule)
   against SAC over the same budget, and the SAC asymptote (IQM final return of the longer SAC
-  runs) dashed, as in the paper's Figure 2;
+  runs) dashed, as in the paper's Figure 2; and `figures/paper_comparison_{env}.png`, each
+  panel alone (the docs' per-env figures are copies of these: `python -m analysis.docs`);
 - `figures/paper_ablation.{png,pdf}`: Hopper (or whichever env has ablation runs), MBPO at every
   rollout length of the ablation plus the paper's schedule, as in the paper's rollout-length figure;
 - `tables/paper_returns.{csv,md}`: per env and algorithm, the IQM (95% CI) of the return at
@@ -55,11 +56,17 @@ PAPER_RETURNS: dict[str, dict[str, float]] = {
 }
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # the table's default steps, as fractions of each budget
 COMPARED = ("mbpo", "sac")
-# The original MBPO's published curve per env, read by eye off Janner et al. 2019, Figure 2 (-v2
-# envs; approximate): drawn as a reference line with its source, never as data. A panel whose
-# budget holds no reading says so (docs/paper.md: which curves exist and why others are absent)
+# The original MBPO's published curve per env (-v2 envs; approximate), as points read by eye off a
+# plot of it, drawn as a reference line with its source, never as data. A panel whose budget holds
+# no reading says so (docs/paper.md: which curves exist and why others are absent; the same
+# Hopper readings are tabled in docs/paper-settings.md)
 ORIGINAL_CURVES: dict[str, tuple[str, list[tuple[int, float]]]] = {
-    "Hopper": ("Janner et al. 2019, Fig. 2, read by eye", [(25_000, 620.0), (50_000, 1700.0), (125_000, 3300.0)]),
+    # the mean of the original code's released Hopper runs, as Xingyu-Lin/mbpo_pytorch plots it
+    # (results/hopper.png, from the authors' data file, x in epochs of 1000 env steps)
+    "Hopper": (
+        "released runs' mean, plotted in Xingyu-Lin/mbpo_pytorch, read by eye",
+        [(10_000, 340.0), (15_000, 470.0), (20_000, 540.0), (30_000, 700.0), (50_000, 1730.0), (100_000, 3320.0)],
+    ),
 }
 NO_ORIGINAL_CURVE = "original MBPO: no reading on record (docs/paper.md)"
 _PALETTE = sns.color_palette("colorblind")
@@ -333,6 +340,10 @@ def make(
     write_atomic(tables / "paper_seeds.md", seeds_markdown(per_run, fractions))
     sns.set_theme(style="whitegrid", palette="colorblind")
     save_figure(comparison_figure(comparison, budget, points, samples, seed), figures, "paper_comparison")
+    for env in budget:  # one panel each, for pages that show one env (python -m analysis.docs copies them)
+        if (comparison.env == env).any():
+            one = comparison_figure(comparison[comparison.env == env], {env: budget[env]}, points, samples, seed)
+            save_figure(one, figures, f"paper_comparison_{env}", exts=("png",))
     save_figure(ablation_figure(scores, budget, points, samples, seed), figures, "paper_ablation")
     return table
 

@@ -36,9 +36,33 @@ def test_a_number_edited_by_hand_in_a_generated_block_fails_the_check(tmp_path, 
     monkeypatch.setattr(docs, "documents", lambda: [copy])
     monkeypatch.setattr(docs, "ROOT", ROOT)
     assert docs.main(["--check"]) == 1
-    assert "generated blocks differ from the records" in capsys.readouterr().err
+    assert "generated blocks or figures differ from the records" in capsys.readouterr().err
     assert copy.read_text() == edited  # --check changes nothing
     assert docs.main([]) == 0 and copy.read_text() == readme  # rendering restores it
+
+
+def test_the_docs_per_env_figures_are_copies_of_the_committed_ones(tmp_path, monkeypatch, capsys):
+    (tmp_path / "docs").mkdir()
+    figures = tmp_path / "results" / "validation" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "paper_comparison_InvertedDoublePendulum-v5.png").write_bytes(b"drawn")
+    page = tmp_path / "docs" / "page.md"
+    page.write_text("![IDP](validation_inverted_double_pendulum.png)\n")
+    monkeypatch.setattr(docs, "ROOT", tmp_path)
+    monkeypatch.setattr(docs, "VALIDATION", tmp_path / "results" / "validation")
+    monkeypatch.setattr(docs, "documents", lambda: [])
+    copy = tmp_path / "docs" / "validation_inverted_double_pendulum.png"
+    assert docs.main(["--check"]) == 1 and "docs/validation_inverted_double_pendulum.png" in capsys.readouterr().err
+    assert not copy.exists()  # --check changes nothing
+    assert docs.main([]) == 0 and copy.read_bytes() == b"drawn"
+    copy.write_bytes(b"edited by hand")
+    assert docs.main(["--check"]) == 1
+    assert docs.main([]) == 0 and docs.main(["--check"]) == 0 and copy.read_bytes() == b"drawn"
+    page.write_text("![W](validation_walker2d.png)\n")  # shown, never drawn
+    capsys.readouterr()
+    assert docs.main(["--check"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "shows validation_walker2d.png, but" in err
 
 
 def test_an_unknown_block_is_one_line(tmp_path, monkeypatch, capsys):

@@ -59,6 +59,7 @@ rule paper:
         comparison=report(f"{OUT}/figures/paper_comparison.png", caption="../report/paper.rst", category="Paper"),
         ablation=report(f"{OUT}/figures/paper_ablation.png", caption="../report/paper_ablation.rst", category="Paper"),
         pdfs=expand(f"{OUT}/figures/paper_{{name}}.pdf", name=["comparison", "ablation"]),
+        per_env=expand(f"{OUT}/figures/paper_comparison_{{env}}.png", env=paper_envs()),
         table=report(f"{OUT}/tables/paper_returns.csv", caption="../report/paper_table.rst", category="Paper"),
         markdown=f"{OUT}/tables/paper_returns.md",
         seeds=report(f"{OUT}/tables/paper_seeds.csv", caption="../report/paper_seeds.rst", category="Paper"),

@@ -52,6 +52,11 @@ def crosscheck_runs():
     return [run.path for run in RUNS if (run.algo, run.variant) in (("sac", "utd1"), ("sb3_sac", "utd1"))]
 
 
+def paper_envs():
+    """The envs the paper figure draws a panel for (analysis.paper also draws each alone)."""
+    return sorted({run.env for run in RUNS if run.algo in ("mbpo", "sac", "sac_asymptote")})
+
+
 def run_dirs():
     return [run.path for run in RUNS]
 
