@@ -13,9 +13,11 @@ and everything between them is replaced by `RENDERERS[NAME]()`, computed from fi
 the blocks states no measured number; a number edited by hand inside a block fails `--check`.
 Each block names the records it was rendered from, and each record its machine and command.
 
-The per-env validation figures a page shows (`docs/validation_<env>.png`, e.g.
-`validation_hopper.png`) are copies of the committed `results/validation/figures/
-paper_comparison_<Env-vN>.png` that `python -m analysis.paper` draws, kept the same way.
+The figures a page shows are copies of committed records, kept the same way: each
+`docs/validation_<env>.png` (e.g. `validation_hopper.png`) of the `results/validation/figures/
+paper_comparison_<Env-vN>.png` that `python -m analysis.paper` draws, and
+`docs/sample_efficiency.png` of the default experiment's (`results/default/`, kept by
+`benchmarks/fresh_clone.py`).
 """
 
 from __future__ import annotations
@@ -359,8 +361,12 @@ def _snake(env_id: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", env_id.split("/")[-1].split("-v")[0]).lower()
 
 
+DEFAULT_FIGURES = ("sample_efficiency.png",)  # docs/NAME copies results/default/NAME
+
+
 def doc_figures() -> dict[Path, Path]:
-    """Every `docs/validation_<env>.png` a page shows, and the committed figure it copies."""
+    """Every figure a page of docs/ shows that copies a record (`validation_<env>.png`,
+    `DEFAULT_FIGURES`), and the committed figure it copies."""
     sources = {
         _snake(p.stem.removeprefix("paper_comparison_")): p
         for p in (VALIDATION / "figures").glob("paper_comparison_*.png")
@@ -374,6 +380,14 @@ def doc_figures() -> dict[Path, Path]:
                     "of that env (python -m analysis.paper draws them)"
                 )
             out[ROOT / "docs" / name] = sources[env]
+        for name in re.findall(r"\]\(([a-z_]+\.png)\)", page.read_text()):
+            if name in DEFAULT_FIGURES:
+                source = ROOT / "results" / "default" / name
+                if not source.is_file():
+                    raise DocsError(
+                        f"{_rel(page)} shows {name}, but {_rel(source)} is missing (benchmarks/fresh_clone.py keeps it)"
+                    )
+                out[ROOT / "docs" / name] = source
     return out
 
 

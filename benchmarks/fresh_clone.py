@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_readme import readme_commands  # noqa: E402  the README's commands, read as CI reads them
 
-from mbpo.record import cpu_name, write_atomic  # noqa: E402
+from mbpo.record import atomic_file, cpu_name, write_atomic  # noqa: E402
 from mbpo.usage import OneLineParser  # noqa: E402
 
 
@@ -73,19 +73,23 @@ def run(command: str, where: Path) -> dict:
 
 
 def keep_default_experiment(clone: Path, record: dict, command: str) -> None:
-    """The main job's summary table, kept as the record of the default experiment
-    (`results/default/`: the docs' table of it is rendered from there)."""
+    """The main job's summary table and sample-efficiency figure, kept as the record of the default
+    experiment (`results/default/`: the docs' table is rendered, and their figure copied, from
+    there by `python -m analysis.docs`)."""
     out = ROOT / "results" / "default"
     out.mkdir(parents=True, exist_ok=True)
     for name in ("summary.csv", "summary.md"):
         write_atomic(out / name, (clone / "results" / "tables" / name).read_text())
+    with atomic_file(out / "sample_efficiency.png", "wb") as handle:
+        handle.write((clone / "results" / "figures" / "sample_efficiency.png").read_bytes())
     m = record["machine"]
     write_atomic(
         out / "README.md",
         "# The default experiment (config/config.yaml)\n\n"
         f"Made {record['date']} on a {m['cores']}-core {m['cpu']} ({', '.join(m['simd'])}), no GPU, by the README's "
         f"main command from a fresh clone at {record['revision'][:12]} (`{record['recorded_by']}`): `{command}`. "
-        "`summary.{csv,md}` are its `results/tables/summary.*`; the docs' table is rendered from them.\n",
+        "`summary.{csv,md}` are its `results/tables/summary.*` and `sample_efficiency.png` its "
+        "`results/figures/sample_efficiency.png`; the docs' table and figure come from them.\n",
     )
 
 

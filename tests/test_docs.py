@@ -41,13 +41,15 @@ def test_a_number_edited_by_hand_in_a_generated_block_fails_the_check(tmp_path, 
     assert docs.main([]) == 0 and copy.read_text() == readme  # rendering restores it
 
 
-def test_the_docs_per_env_figures_are_copies_of_the_committed_ones(tmp_path, monkeypatch, capsys):
+def test_the_docs_figures_are_copies_of_the_committed_records(tmp_path, monkeypatch, capsys):
     (tmp_path / "docs").mkdir()
     figures = tmp_path / "results" / "validation" / "figures"
     figures.mkdir(parents=True)
     (figures / "paper_comparison_InvertedDoublePendulum-v5.png").write_bytes(b"drawn")
     page = tmp_path / "docs" / "page.md"
-    page.write_text("![IDP](validation_inverted_double_pendulum.png)\n")
+    page.write_text("![IDP](validation_inverted_double_pendulum.png)\n![Default](sample_efficiency.png)\n")
+    (tmp_path / "results" / "default").mkdir(parents=True)
+    (tmp_path / "results" / "default" / "sample_efficiency.png").write_bytes(b"default")
     monkeypatch.setattr(docs, "ROOT", tmp_path)
     monkeypatch.setattr(docs, "VALIDATION", tmp_path / "results" / "validation")
     monkeypatch.setattr(docs, "documents", lambda: [])
@@ -55,6 +57,7 @@ def test_the_docs_per_env_figures_are_copies_of_the_committed_ones(tmp_path, mon
     assert docs.main(["--check"]) == 1 and "docs/validation_inverted_double_pendulum.png" in capsys.readouterr().err
     assert not copy.exists()  # --check changes nothing
     assert docs.main([]) == 0 and copy.read_bytes() == b"drawn"
+    assert (tmp_path / "docs" / "sample_efficiency.png").read_bytes() == b"default"
     copy.write_bytes(b"edited by hand")
     assert docs.main(["--check"]) == 1
     assert docs.main([]) == 0 and docs.main(["--check"]) == 0 and copy.read_bytes() == b"drawn"
