@@ -241,14 +241,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'/'.join(OURS)} nor {'/'.join(THEIRS)}: left out",
                 file=sys.stderr,
             )
+        ids = {run: identity(run) for run in runs}
         sides: dict[str, set] = {}
         for run in runs:
-            sides.setdefault(identity(run)["env"], set()).add(identity(run)["algo"])
+            sides.setdefault(ids[run]["env"], set()).add(ids[run]["algo"])
         one_sided = sorted(env for env, algos in sides.items() if len(algos) < 2)
         if len(one_sided) == len(sides):
             raise CrosscheckError(f"no env has runs of both {'/'.join(OURS)} and {'/'.join(THEIRS)}")
         if one_sided:
-            runs = [run for run in runs if identity(run)["env"] not in one_sided]
+            runs = [run for run in runs if ids[run]["env"] not in one_sided]
             print(f"{parser.prog}: {', '.join(one_sided)}: runs of one SAC only, left out", file=sys.stderr)
         check_same_settings(runs)
         scores = run_scores(load_runs(runs))

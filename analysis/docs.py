@@ -373,14 +373,15 @@ def doc_figures() -> dict[Path, Path]:
     }
     out = {}
     for page in sorted((ROOT / "docs").glob("*.md")):
-        for name, env in DOC_FIGURE.findall(page.read_text()):
+        text = page.read_text()
+        for name, env in DOC_FIGURE.findall(text):
             if env not in sources:
                 raise DocsError(
                     f"{_rel(page)} shows {name}, but results/validation/figures has no paper_comparison_<env>.png "
                     "of that env (python -m analysis.paper draws them)"
                 )
             out[ROOT / "docs" / name] = sources[env]
-        for name in re.findall(r"\]\(([a-z_]+\.png)\)", page.read_text()):
+        for name in re.findall(r"\]\(([a-z_]+\.png)\)", text):
             if name in DEFAULT_FIGURES:
                 source = ROOT / "results" / "default" / name
                 if not source.is_file():
